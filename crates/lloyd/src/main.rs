@@ -1,0 +1,30 @@
+//! `lloyd`: the one program.
+//!
+//! Each subcommand lives in its own module under `commands/` and owns its arguments. This
+//! file only parses the command line, hands over, and turns the outcome into an exit code:
+//! 0 for success, 1 when the command ran but found a problem (an invalid file, a failed
+//! transfer), 2 for a usage error (clap's own convention).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+/// Lloyd: GP2GP, GP Connect and a Spine in a box, in one program.
+#[derive(Debug, Parser)]
+#[command(name = "lloyd", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    // Each line below registers one subcommand; keep one per line, in alphabetical order.
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}
