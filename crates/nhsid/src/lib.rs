@@ -32,7 +32,9 @@ pub const ASID_OID: &str = "1.2.826.0.1285.0.2.0.107";
 pub enum IdError {
     #[error("NHS number '{0}' must be exactly 10 digits (spaces between groups are allowed)")]
     NhsNumberShape(String),
-    #[error("NHS number '{0}' has a wrong check digit: it is not a real NHS number, check it was typed correctly")]
+    #[error(
+        "NHS number '{0}' has a wrong check digit: it is not a real NHS number, check it was typed correctly"
+    )]
     NhsNumberCheckDigit(String),
     #[error("ODS code '{0}' must be 3 to 10 upper-case letters and digits, e.g. A82038")]
     OdsCode(String),
@@ -155,7 +157,8 @@ pub struct OdsCode(String);
 impl OdsCode {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = (3..=10).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if ok {
             Ok(OdsCode(s.to_string()))
         } else {
@@ -242,8 +245,14 @@ mod tests {
 
     #[test]
     fn wrong_check_digit_is_told_apart_from_wrong_shape() {
-        assert_eq!(check_nhs_number("1234567890"), NhsNumberCheck::BadCheckDigit);
-        assert_eq!(check_nhs_number("9465701484"), NhsNumberCheck::BadCheckDigit);
+        assert_eq!(
+            check_nhs_number("1234567890"),
+            NhsNumberCheck::BadCheckDigit
+        );
+        assert_eq!(
+            check_nhs_number("9465701484"),
+            NhsNumberCheck::BadCheckDigit
+        );
         assert_eq!(check_nhs_number("946570148"), NhsNumberCheck::BadShape);
         assert_eq!(check_nhs_number("94657014833"), NhsNumberCheck::BadShape);
         assert_eq!(check_nhs_number("94657O1483"), NhsNumberCheck::BadShape);

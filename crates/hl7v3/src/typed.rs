@@ -1,0 +1,333 @@
+//! How the typed model is built on the tree, losslessly.
+//!
+//! Every typed HL7 class (an `ObservationStatement`, an `II`, a transmission wrapper) is a
+//! struct whose fields are the attributes and child elements the standard defines, declared
+//! in the schema's order with the [`hl7_class!`] macro. Reading moves each child of the
+//! tree element into its field; anything the struct does not type — an attribute or element
+//! a newer schema added, a supplier's extension, a comment, text — goes into [`Extra`] with
+//! the index it had among its siblings. Writing emits the typed fields in schema order and
+//! slips each extra back in at its index. So:
+//!
+//! - read → write → read gives an identical model, whatever the input held;
+//! - schema-valid input stays schema-valid, because typed children are written in the
+//!   schema's order and untyped ones return to where they were;
+//! - reading into the model never fails: the tree is already well-formed XML, and whether
+//!   it is a *valid* message is the validator's question, not the reader's.
+//!
+//! A field appearing more often than the schema allows (a second `code`, say) is not lost
+//! either: the surplus goes into `Extra`.
+
+use crate::xml::{Attribute, Element, Node, Writer};
+
+/// A typed class read from a tree element.
+pub trait FromXml: Sized {
+    fn from_xml(e: Element) -> Self;
+}
+
+/// A typed class written as an element named `name`.
+pub trait ToXml {
+    fn write_xml(&self, name: &str, w: &mut Writer);
+
+    /// This value as a tree element (handy in tests and for generic tools).
+    fn to_element(&self, name: &str) -> Element {
+        let mut w = Writer::fragment(crate::xml::Layout::Compact);
+        self.write_xml(name, &mut w);
+        let text = w.finish();
+        // A fragment we just wrote is well-formed by construction.
+        crate::xml::parse(text.as_bytes()).unwrap_or_else(|_| Element::new(name))
+    }
+}
+
+/// The parts of an element that its typed struct does not name: unknown attributes, and
+/// unknown children with their index among the element's children.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Extra {
+    pub attrs: Vec<Attribute>,
+    pub children: Vec<(usize, Node)>,
+}
+
+impl Extra {
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty() && self.children.is_empty()
+    }
+
+    /// Text held directly in the element (for text-bearing data types such as `ST`).
+    pub fn text(&self) -> String {
+        self.children
+            .iter()
+            .filter_map(|(_, n)| match n {
+                Node::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the element holds text beside its elements.
+    pub fn has_text(&self) -> bool {
+        self.children
+            .iter()
+            .any(|(_, n)| matches!(n, Node::Text(_)))
+    }
+
+    /// Replaces the element's text with `text` (keeping unknown elements).
+    pub fn set_text(&mut self, text: impl Into<String>) {
+        self.children.retain(|(_, n)| !matches!(n, Node::Text(_)));
+        self.children.insert(0, (0, Node::Text(text.into())));
+        // Indices of later extras stay as they were: they were counted with any text node.
+    }
+
+    /// The unknown child elements.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|(_, n)| match n {
+            Node::Element(e) => Some(e),
+            _ => None,
+        })
+    }
+}
+
+/// Interleaves [`Extra`] children back among typed ones while writing.
+pub struct ExtraCursor<'a> {
+    extras: &'a [(usize, Node)],
+    next: usize,
+    written: usize,
+}
+
+impl<'a> ExtraCursor<'a> {
+    pub fn new(extra: &'a Extra) -> Self {
+        ExtraCursor {
+            extras: &extra.children,
+            next: 0,
+            written: 0,
+        }
+    }
+
+    /// Writes every extra whose index has come, then counts one typed child.
+    pub fn before_typed(&mut self, w: &mut Writer) {
+        self.flush_due(w);
+        self.written += 1;
+    }
+
+    fn flush_due(&mut self, w: &mut Writer) {
+        while let Some((idx, node)) = self.extras.get(self.next) {
+            if *idx > self.written {
+                break;
+            }
+            w.node(node);
+            self.next += 1;
+            self.written += 1;
+        }
+    }
+
+    /// Writes the extras that are left.
+    pub fn finish(mut self, w: &mut Writer) {
+        for (_, node) in &self.extras[self.next..] {
+            w.node(node);
+        }
+        self.next = self.extras.len();
+    }
+}
+
+/// A child element's name belongs to the HL7 namespace as this model reads it: unprefixed
+/// (the default namespace of an HL7 message) or with the conventional `hl7:` prefix.
+pub fn is_hl7_child(e: &Element, local: &str) -> bool {
+    match e.name.split_once(':') {
+        None => &*e.name == local,
+        Some((prefix, l)) => prefix == "hl7" && l == local,
+    }
+}
+
+impl FromXml for Element {
+    fn from_xml(e: Element) -> Self {
+        e
+    }
+}
+
+impl ToXml for Element {
+    /// A generic element keeps its own name (prefix and all); `name` is what the parent
+    /// expected and is used only for an element built without one.
+    fn write_xml(&self, name: &str, w: &mut Writer) {
+        if self.name.is_empty() {
+            let mut e = self.clone();
+            e.name = name.into();
+            w.element(&e);
+        } else {
+            w.element(self);
+        }
+    }
+}
+
+/// Declares a typed HL7 class: a struct with attribute fields and child-element fields in
+/// schema order, plus `extra`, and its lossless [`FromXml`] / [`ToXml`].
+///
+/// ```text
+/// hl7_class! {
+///     /// A statement reference.
+///     pub struct StatementRef {
+///         attrs { class_code: "classCode", mood_code: "moodCode" }
+///         children { id: opt II = "id" }
+///     }
+/// }
+/// ```
+/// Child kinds: `opt T` (at most one, `Option<T>`), `many T` (`Vec<T>`), and `choice T`
+/// (at most one element out of the choices of an [`hl7_choice!`] enum `T`; its name
+/// literal is not used, write `"*"`).
+#[macro_export]
+macro_rules! hl7_class {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            attrs { $( $(#[$ameta:meta])* $afield:ident : $aname:literal ),* $(,)? }
+            children { $( $(#[$cmeta:meta])* $cfield:ident : $kind:ident $cty:ty = $cname:literal ),* $(,)? }
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct $name {
+            $( $(#[$ameta])* #[doc = concat!("`@", $aname, "`")] pub $afield: Option<String>, )*
+            $( $(#[$cmeta])* #[doc = concat!("`", $cname, "`")] pub $cfield: $crate::hl7_class!(@ty $kind $cty), )*
+            /// What this struct does not type, kept so that nothing is lost.
+            pub extra: $crate::typed::Extra,
+        }
+
+        impl $crate::typed::FromXml for $name {
+            #[allow(unused_mut, unused_variables)]
+            fn from_xml(e: $crate::xml::Element) -> Self {
+                let mut out = Self::default();
+                for a in e.attrs {
+                    match &*a.name {
+                        $( $aname => out.$afield = Some(a.value), )*
+                        _ => out.extra.attrs.push(a),
+                    }
+                }
+                for (idx, child) in e.children.into_iter().enumerate() {
+                    match child {
+                        $crate::xml::Node::Element(c) => {
+                            $(
+                                if $crate::hl7_class!(@matches c, $kind, $cty, $cname)
+                                    && $crate::hl7_class!(@room out.$cfield, $kind)
+                                {
+                                    $crate::hl7_class!(@put out.$cfield, $kind, $cty, c);
+                                    continue;
+                                }
+                            )*
+                            out.extra.children.push((idx, $crate::xml::Node::Element(c)));
+                        }
+                        other => out.extra.children.push((idx, other)),
+                    }
+                }
+                out
+            }
+        }
+
+        impl $crate::typed::ToXml for $name {
+            #[allow(unused_mut, unused_variables)]
+            fn write_xml(&self, name: &str, w: &mut $crate::xml::Writer) {
+                w.start_typed(name);
+                $( if let Some(v) = &self.$afield { w.attr($aname, v); } )*
+                for a in &self.extra.attrs {
+                    w.attr(&a.name, &a.value);
+                }
+                let mixed = self.extra.has_text();
+                w.begin_mixed(mixed);
+                let mut cursor = $crate::typed::ExtraCursor::new(&self.extra);
+                $( $crate::hl7_class!(@write self.$cfield, $kind, $cname, cursor, w); )*
+                cursor.finish(w);
+                w.end_mixed(mixed);
+                w.end_typed(name);
+            }
+        }
+    };
+
+    (@ty opt $t:ty) => { Option<$t> };
+    (@ty many $t:ty) => { Vec<$t> };
+    (@ty choice $t:ty) => { Option<$t> };
+
+    (@matches $c:ident, choice, $t:ty, $n:literal) => { <$t>::is_choice(&$c) };
+    (@matches $c:ident, $kind:ident, $t:ty, $n:literal) => { $crate::typed::is_hl7_child(&$c, $n) };
+
+    (@room $f:expr, opt) => { $f.is_none() };
+    (@room $f:expr, choice) => { $f.is_none() };
+    (@room $f:expr, many) => { true };
+
+    (@put $f:expr, choice, $t:ty, $c:ident) => {
+        $f = Some(<$t as $crate::typed::FromXml>::from_xml($c))
+    };
+    (@put $f:expr, opt, $t:ty, $c:ident) => {
+        $f = Some(<$t as $crate::typed::FromXml>::from_xml($c))
+    };
+    (@put $f:expr, many, $t:ty, $c:ident) => {
+        $f.push(<$t as $crate::typed::FromXml>::from_xml($c))
+    };
+
+    (@write $f:expr, choice, $n:literal, $cursor:ident, $w:ident) => {
+        $crate::hl7_class!(@write $f, opt, $n, $cursor, $w)
+    };
+    (@write $f:expr, opt, $n:literal, $cursor:ident, $w:ident) => {
+        if let Some(v) = &$f {
+            $cursor.before_typed($w);
+            $crate::typed::ToXml::write_xml(v, $n, $w);
+        }
+    };
+    (@write $f:expr, many, $n:literal, $cursor:ident, $w:ident) => {
+        for v in &$f {
+            $cursor.before_typed($w);
+            $crate::typed::ToXml::write_xml(v, $n, $w);
+        }
+    };
+}
+
+/// Declares an HL7 "choice" — one element out of several, each named after its class (the
+/// statements inside a `component`): an enum with one variant per choice, plus `Other` for
+/// an element none of them names.
+#[macro_export]
+macro_rules! hl7_choice {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident ( $vty:ty ) = $vname:literal ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant(Box<$vty>), )*
+            /// An element that is none of the choices, kept as it was.
+            Other($crate::xml::Element),
+        }
+
+        impl $name {
+            /// The element name this choice is written with.
+            pub fn element_name(&self) -> &str {
+                match self {
+                    $( $name::$variant(_) => $vname, )*
+                    $name::Other(e) => &e.name,
+                }
+            }
+
+            /// Whether `e` is one of the choices.
+            pub fn is_choice(e: &$crate::xml::Element) -> bool {
+                false $( || $crate::typed::is_hl7_child(e, $vname) )*
+            }
+        }
+
+        impl $crate::typed::FromXml for $name {
+            fn from_xml(e: $crate::xml::Element) -> Self {
+                $(
+                    if $crate::typed::is_hl7_child(&e, $vname) {
+                        return $name::$variant(Box::new(<$vty as $crate::typed::FromXml>::from_xml(e)));
+                    }
+                )*
+                $name::Other(e)
+            }
+        }
+
+        impl $crate::typed::ToXml for $name {
+            fn write_xml(&self, _name: &str, w: &mut $crate::xml::Writer) {
+                match self {
+                    $( $name::$variant(v) => $crate::typed::ToXml::write_xml(&**v, $vname, w), )*
+                    $name::Other(e) => w.element(e),
+                }
+            }
+        }
+    };
+}
