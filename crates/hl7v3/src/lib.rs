@@ -39,6 +39,7 @@ pub mod datatypes;
 pub mod ehr;
 pub mod message;
 pub mod reason;
+pub mod validate;
 pub mod xml;
 
 pub use message::{Interaction, Message, MessageError, Payload};
