@@ -22,9 +22,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Each line below registers one subcommand; keep one per line, in alphabetical order.
+    Inspect(commands::inspect::Args),
+    Validate(commands::validate::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+    }
 }

@@ -1,1 +1,3 @@
 //! The subcommands, one module each.
+pub mod inspect;
+pub mod validate;
