@@ -148,7 +148,7 @@ impl CD {
 
     /// The original text, if any.
     pub fn original_text(&self) -> Option<String> {
-        self.original_text.as_ref().map(ST::text)
+        self.original_text.as_ref().map(|t| t.text())
     }
 
     /// Whether this code, or one of its translations, is SNOMED CT.
@@ -212,7 +212,7 @@ impl IVL_TS {
     /// An interval with only a centre point.
     pub fn center(value: impl Into<String>) -> Self {
         IVL_TS {
-            center: Some(TS::new(value)),
+            center: Some(Box::new(TS::new(value))),
             ..IVL_TS::default()
         }
     }

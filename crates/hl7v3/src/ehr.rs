@@ -859,7 +859,7 @@ hl7_class! {
 impl EhrExtract {
     /// The folder (GP2GP extracts have exactly one).
     pub fn folder(&self) -> Option<&EhrFolder> {
-        self.component.iter().find_map(|c| c.ehr_folder.as_ref())
+        self.component.iter().find_map(|c| c.ehr_folder.as_deref())
     }
 
     /// The patient's NHS number.
@@ -881,7 +881,7 @@ impl EhrExtract {
             for comp in folder
                 .component
                 .iter()
-                .filter_map(|c| c.ehr_composition.as_ref())
+                .filter_map(|c| c.ehr_composition.as_deref())
             {
                 for sc in &comp.component {
                     if let Some(s) = &sc.statement {
@@ -901,7 +901,7 @@ impl EhrExtract {
             .map(|d| d.part.as_slice())
             .unwrap_or(&[])
             .iter()
-            .filter_map(|p| p.agent.as_ref())
+            .filter_map(|p| p.agent.as_deref())
     }
 }
 
@@ -928,13 +928,13 @@ impl Statement {
     pub fn id(&self) -> Option<&II> {
         match self {
             Statement::CompoundStatement(s) => s.id.first(),
-            Statement::EhrEmpty(s) => s.id.as_ref(),
-            Statement::LinkSet(s) => s.id.as_ref(),
-            Statement::MedicationStatement(s) => s.id.as_ref(),
-            Statement::NarrativeStatement(s) => s.id.as_ref(),
-            Statement::ObservationStatement(s) => s.id.as_ref(),
-            Statement::PlanStatement(s) => s.id.as_ref(),
-            Statement::RegistrationStatement(s) => s.id.as_ref(),
+            Statement::EhrEmpty(s) => s.id.as_deref(),
+            Statement::LinkSet(s) => s.id.as_deref(),
+            Statement::MedicationStatement(s) => s.id.as_deref(),
+            Statement::NarrativeStatement(s) => s.id.as_deref(),
+            Statement::ObservationStatement(s) => s.id.as_deref(),
+            Statement::PlanStatement(s) => s.id.as_deref(),
+            Statement::RegistrationStatement(s) => s.id.as_deref(),
             Statement::RequestStatement(s) => s.id.first(),
             Statement::Other(_) => None,
         }

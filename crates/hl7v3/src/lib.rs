@@ -38,6 +38,7 @@ pub mod typed;
 pub mod datatypes;
 pub mod ehr;
 pub mod message;
+pub mod name;
 pub mod reason;
 pub mod validate;
 pub mod xml;

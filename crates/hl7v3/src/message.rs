@@ -281,10 +281,20 @@ impl Message {
         Message::parse_with(input, &xml::Limits::default())
     }
 
-    /// Reads a message from bytes.
+    /// Reads a message from bytes, straight into the model (no intermediate tree).
     pub fn parse_with(input: &[u8], limits: &xml::Limits) -> Result<Message, MessageError> {
-        let root = xml::parse_with(input, limits)?;
-        Message::from_root(root)
+        let mut r = xml::EventReader::new(input, limits)?;
+        let (start, empty, offset) = r.root_start()?;
+        let root_name = start.name().0.to_string();
+        if Interaction::from_id(xml::local_name(&root_name)).is_none() {
+            return Err(MessageError::UnknownInteraction(root_name));
+        }
+        let transmission = Transmission::from_events(&mut r, &start, empty, offset)?;
+        r.expect_end()?;
+        Ok(Message {
+            root_name,
+            transmission,
+        })
     }
 
     /// Types an already-read tree. Fails only when the root is not a GP2GP interaction.
@@ -349,7 +359,7 @@ impl Message {
 
     /// The sending system's ASID.
     pub fn from_asid(&self) -> Option<&str> {
-        device_asid(self.transmission.communication_function_snd.as_ref())
+        device_asid(self.transmission.communication_function_snd.as_deref())
     }
 
     /// The payload, if the message has one.

@@ -17,11 +17,116 @@
 //! A field appearing more often than the schema allows (a second `code`, say) is not lost
 //! either: the surplus goes into `Extra`.
 
-use crate::xml::{Attribute, Element, Node, Writer};
+use std::borrow::Cow;
 
-/// A typed class read from a tree element.
+pub use quick_xml::events::BytesStart;
+
+use crate::xml::{Attribute, Element, EventReader, Node, Writer, XmlError};
+
+/// A typed class read from a tree element, or straight from the reader.
 pub trait FromXml: Sized {
+    /// Types an element of a tree. Never fails: what is not typed is kept in `extra`.
     fn from_xml(e: Element) -> Self;
+
+    /// Reads the element whose start tag was just read, without building a tree first
+    /// (the fast path). Gives exactly what `from_xml` gives on the same element's tree.
+    fn from_events(
+        r: &mut EventReader<'_>,
+        start: &BytesStart<'_>,
+        empty: bool,
+        offset: u64,
+    ) -> Result<Self, XmlError> {
+        Ok(Self::from_xml(r.element(start, empty, offset)?))
+    }
+}
+
+/// Tracks an element's content while a typed class is read from events, so that text and
+/// whitespace end up exactly where the tree reader would put them (see
+/// `xml::tidy_whitespace`): adjacent text merged, indentation dropped, extras numbered by
+/// their index among the element's children.
+#[derive(Default)]
+pub struct Content<'a> {
+    idx: usize,
+    /// Text read but not yet placed; borrowed from the input until it must be owned, so
+    /// that indentation, which is nearly always dropped, never costs an allocation.
+    pending: Option<Cow<'a, str>>,
+    last_is_markup: bool,
+    seen_element: bool,
+    /// Indices of whitespace-only texts kept while no element had been seen; an element
+    /// arriving later means they were indentation after all.
+    tentative: Vec<usize>,
+}
+
+impl<'a> Content<'a> {
+    /// A piece of text.
+    pub fn text(&mut self, piece: Cow<'a, str>) {
+        match &mut self.pending {
+            Some(p) => p.to_mut().push_str(&piece),
+            None if self.last_is_markup && is_blank(&piece) => {}
+            None => self.pending = Some(piece),
+        }
+    }
+
+    fn flush(&mut self, extra: &mut Extra, element_next: bool) {
+        if let Some(t) = self.pending.take() {
+            let blank = is_blank(&t);
+            if blank && (self.seen_element || element_next) {
+                return;
+            }
+            if blank {
+                self.tentative.push(self.idx);
+            }
+            extra.children.push((self.idx, Node::Text(t.into_owned())));
+            self.idx += 1;
+        }
+    }
+
+    /// A child element starts: call before reading it.
+    pub fn element(&mut self, extra: &mut Extra) {
+        self.flush(extra, true);
+        self.last_is_markup = true;
+        if !self.seen_element {
+            self.seen_element = true;
+            if !self.tentative.is_empty() {
+                let removed = std::mem::take(&mut self.tentative);
+                extra
+                    .children
+                    .retain(|(i, n)| !(matches!(n, Node::Text(_)) && removed.contains(i)));
+                for (i, _) in &mut extra.children {
+                    *i -= removed.iter().filter(|&&r| r < *i).count();
+                }
+                self.idx -= removed.len();
+            }
+        }
+    }
+
+    /// The child element just read was typed.
+    pub fn typed(&mut self) {
+        self.idx += 1;
+    }
+
+    /// The child element just read was not typed: keep it.
+    pub fn untyped(&mut self, extra: &mut Extra, e: Element) {
+        extra.children.push((self.idx, Node::Element(e)));
+        self.idx += 1;
+    }
+
+    /// A comment.
+    pub fn comment(&mut self, extra: &mut Extra, c: String) {
+        self.flush(extra, false);
+        extra.children.push((self.idx, Node::Comment(c)));
+        self.idx += 1;
+        self.last_is_markup = true;
+    }
+
+    /// The element ends.
+    pub fn end(&mut self, extra: &mut Extra) {
+        self.flush(extra, false);
+    }
+}
+
+fn is_blank(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_whitespace())
 }
 
 /// A typed class written as an element named `name`.
@@ -130,9 +235,27 @@ impl<'a> ExtraCursor<'a> {
 /// A child element's name belongs to the HL7 namespace as this model reads it: unprefixed
 /// (the default namespace of an HL7 message) or with the conventional `hl7:` prefix.
 pub fn is_hl7_child(e: &Element, local: &str) -> bool {
-    match e.name.split_once(':') {
-        None => &*e.name == local,
-        Some((prefix, l)) => prefix == "hl7" && l == local,
+    is_hl7_name(&e.name, local)
+}
+
+/// [`is_hl7_child`] on a name.
+pub fn is_hl7_name(name: &str, local: &str) -> bool {
+    hl7_local(name) == local
+}
+
+/// The local part of a name in the HL7 namespace as this model reads it (unprefixed or
+/// `hl7:`), or `""` for a name with any other prefix.
+pub fn hl7_local(name: &str) -> &str {
+    match name.as_bytes().iter().position(|&b| b == b':') {
+        None => name,
+        Some(3) if name.starts_with("hl7") => &name[4..],
+        Some(_) => "",
+    }
+}
+
+impl<T: ToXml + ?Sized> ToXml for Box<T> {
+    fn write_xml(&self, name: &str, w: &mut Writer) {
+        (**self).write_xml(name, w)
     }
 }
 
@@ -168,7 +291,8 @@ impl ToXml for Element {
 ///     }
 /// }
 /// ```
-/// Child kinds: `opt T` (at most one, `Option<T>`), `many T` (`Vec<T>`), and `choice T`
+/// Child kinds: `opt T` (at most one, `Option<Box<T>>`: boxed, so that a statement with
+/// twenty optional parts stays small to move), `many T` (`Vec<T>`), and `choice T`
 /// (at most one element out of the choices of an [`hl7_choice!`] enum `T`; its name
 /// literal is not used, write `"*"`).
 #[macro_export]
@@ -217,6 +341,59 @@ macro_rules! hl7_class {
                 }
                 out
             }
+
+            #[allow(unused_mut, unused_variables)]
+            fn from_events(
+                r: &mut $crate::xml::EventReader<'_>,
+                start: &$crate::typed::BytesStart<'_>,
+                empty: bool,
+                offset: u64,
+            ) -> Result<Self, $crate::xml::XmlError> {
+                let mut out = Self::default();
+                r.for_each_attribute(start, offset, |name, value| match name {
+                    $( $aname => out.$afield = Some(value), )*
+                    _ => out.extra.attrs.push($crate::xml::Attribute { name: name.into(), value }),
+                })?;
+                if empty {
+                    return Ok(out);
+                }
+                let mut content = $crate::typed::Content::default();
+                loop {
+                    match r.next_event()? {
+                        $crate::xml::Ev::Start(s, empty, off) => {
+                            content.element(&mut out.extra);
+                            let qn: &str = s.name().0;
+                            // The name in the HL7 namespace, or "" for a foreign element.
+                            let local = $crate::typed::hl7_local(qn);
+                            $(
+                                if $crate::hl7_class!(@matches_name qn, local, $kind, $cty, $cname)
+                                    && $crate::hl7_class!(@room out.$cfield, $kind)
+                                {
+                                    let v = <$cty as $crate::typed::FromXml>::from_events(r, &s, empty, off)?;
+                                    $crate::hl7_class!(@put_value out.$cfield, $kind, v);
+                                    content.typed();
+                                    continue;
+                                }
+                            )*
+                            let e = r.element(&s, empty, off)?;
+                            content.untyped(&mut out.extra, e);
+                        }
+                        $crate::xml::Ev::Text(t) => content.text(t),
+                        $crate::xml::Ev::Comment(c) => content.comment(&mut out.extra, c),
+                        $crate::xml::Ev::End => {
+                            content.end(&mut out.extra);
+                            break;
+                        }
+                        $crate::xml::Ev::Eof => {
+                            return Err($crate::xml::XmlError::Truncated {
+                                open: start.name().0.to_string(),
+                                offset: r.position(),
+                            });
+                        }
+                    }
+                }
+                Ok(out)
+            }
         }
 
         impl $crate::typed::ToXml for $name {
@@ -238,11 +415,16 @@ macro_rules! hl7_class {
         }
     };
 
-    (@ty opt $t:ty) => { Option<$t> };
+    (@ty opt $t:ty) => { Option<Box<$t>> };
     (@ty many $t:ty) => { Vec<$t> };
     (@ty choice $t:ty) => { Option<$t> };
 
     (@matches $c:ident, choice, $t:ty, $n:literal) => { <$t>::is_choice(&$c) };
+    (@matches_name $q:ident, $l:ident, choice, $t:ty, $n:literal) => { <$t>::is_choice_name($q) };
+    (@matches_name $q:ident, $l:ident, $kind:ident, $t:ty, $n:literal) => { $l == $n };
+    (@put_value $f:expr, many, $v:ident) => { $f.push($v) };
+    (@put_value $f:expr, choice, $v:ident) => { $f = Some($v) };
+    (@put_value $f:expr, opt, $v:ident) => { $f = Some(Box::new($v)) };
     (@matches $c:ident, $kind:ident, $t:ty, $n:literal) => { $crate::typed::is_hl7_child(&$c, $n) };
 
     (@room $f:expr, opt) => { $f.is_none() };
@@ -253,7 +435,7 @@ macro_rules! hl7_class {
         $f = Some(<$t as $crate::typed::FromXml>::from_xml($c))
     };
     (@put $f:expr, opt, $t:ty, $c:ident) => {
-        $f = Some(<$t as $crate::typed::FromXml>::from_xml($c))
+        $f = Some(Box::new(<$t as $crate::typed::FromXml>::from_xml($c)))
     };
     (@put $f:expr, many, $t:ty, $c:ident) => {
         $f.push(<$t as $crate::typed::FromXml>::from_xml($c))
@@ -306,7 +488,12 @@ macro_rules! hl7_choice {
 
             /// Whether `e` is one of the choices.
             pub fn is_choice(e: &$crate::xml::Element) -> bool {
-                false $( || $crate::typed::is_hl7_child(e, $vname) )*
+                Self::is_choice_name(&e.name)
+            }
+
+            /// Whether an element of this name is one of the choices.
+            pub fn is_choice_name(name: &str) -> bool {
+                false $( || $crate::typed::is_hl7_name(name, $vname) )*
             }
         }
 
@@ -318,6 +505,23 @@ macro_rules! hl7_choice {
                     }
                 )*
                 $name::Other(e)
+            }
+
+            fn from_events(
+                r: &mut $crate::xml::EventReader<'_>,
+                start: &$crate::typed::BytesStart<'_>,
+                empty: bool,
+                offset: u64,
+            ) -> Result<Self, $crate::xml::XmlError> {
+                let qn: &str = start.name().0;
+                $(
+                    if $crate::typed::is_hl7_name(qn, $vname) {
+                        return Ok($name::$variant(Box::new(
+                            <$vty as $crate::typed::FromXml>::from_events(r, start, empty, offset)?,
+                        )));
+                    }
+                )*
+                Ok($name::Other(r.element(start, empty, offset)?))
             }
         }
 

@@ -29,6 +29,8 @@ use std::fmt;
 
 use quick_xml::events::{BytesStart, Event};
 
+pub use crate::name::Name;
+
 /// Limits applied while reading. The defaults are generous for real GP2GP traffic (the
 /// largest real extracts are tens of megabytes) and small enough to stop hostile input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +91,7 @@ impl fmt::Debug for Pos {
 /// An attribute as written: qualified name and unescaped value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribute {
-    pub name: Box<str>,
+    pub name: Name,
     pub value: String,
 }
 
@@ -114,7 +116,7 @@ pub enum Node {
 /// An element: its qualified name as written, attributes in order, and children.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Element {
-    pub name: Box<str>,
+    pub name: Name,
     pub attrs: Vec<Attribute>,
     pub children: Vec<Node>,
     pub pos: Pos,
@@ -328,153 +330,196 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
 
 /// Reads a whole document into a tree.
 pub fn parse_with(input: &[u8], limits: &Limits) -> Result<Element, XmlError> {
-    if input.len() > limits.max_bytes {
-        return Err(XmlError::TooLarge {
-            size: input.len() as u64,
-            limit: limits.max_bytes,
-        });
-    }
-    // Validate UTF-8 once, up front: quick-xml's slice reader then hands out &str without
-    // re-checking, and the error can name the exact byte.
-    let text = std::str::from_utf8(input).map_err(|e| XmlError::Utf8 {
-        offset: e.valid_up_to() as u64,
-    })?;
-    // A byte-order mark is allowed before the declaration.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let bom = (input.len() - text.len()) as u64;
-    let mut reader = quick_xml::Reader::from_str(text);
-    let config = reader.config_mut();
-    config.check_end_names = true;
-    config.check_comments = true;
-    config.expand_empty_elements = false;
-    config.trim_text_start = false;
-    config.trim_text_end = false;
-
-    let mut builder = TreeBuilder::new(limits);
-    loop {
-        let before = reader.buffer_position() + bom;
-        let event = reader.read_event().map_err(|e| XmlError::Syntax {
-            message: e.to_string(),
-            offset: reader.error_position() + bom,
-        })?;
-        if builder.feed(event, before)? {
-            break;
-        }
-    }
-    builder.finish(reader.buffer_position() + bom)
+    let mut r = EventReader::new(input, limits)?;
+    let (start, empty, offset) = r.root_start()?;
+    let root = r.element(&start, empty, offset)?;
+    r.expect_end()?;
+    Ok(root)
 }
 
-/// Builds a tree from quick-xml events, enforcing the limits. Kept separate from the
-/// reading loop so that the streaming reader can build subtrees with it.
-pub(crate) struct TreeBuilder<'l> {
-    limits: &'l Limits,
-    stack: Vec<Element>,
-    root: Option<Element>,
+/// One step of a document, as the readers above this module see it: references are
+/// already resolved to text, CDATA is text, the declaration and processing instructions
+/// are gone, and a DOCTYPE is an error.
+pub enum Ev<'a> {
+    /// A start tag; `true` when it is also the end (`<x/>`); the byte offset of its `<`.
+    Start(BytesStart<'a>, bool, u64),
+    /// A piece of text (adjacent pieces may follow: a reference splits text in three).
+    Text(Cow<'a, str>),
+    Comment(String),
+    End,
+    Eof,
 }
 
-impl<'l> TreeBuilder<'l> {
-    pub(crate) fn new(limits: &'l Limits) -> Self {
-        TreeBuilder {
-            limits,
-            stack: Vec::with_capacity(32),
-            root: None,
-        }
-    }
+/// A hardened pull reader over a whole document in memory: it enforces the [`Limits`],
+/// refuses DOCTYPE and unknown entities, and hands out [`Ev`]s. The tree reader and the
+/// typed model's direct reader (see [`crate::typed`]) both read through it.
+pub struct EventReader<'a> {
+    reader: quick_xml::Reader<&'a [u8]>,
+    limits: Limits,
+    depth: usize,
+    bom: u64,
+    /// Spans of the attribute names of the current start tag (reused: no allocation).
+    seen_keys: Vec<(usize, usize)>,
+}
 
-    /// Feeds one event read at byte `offset`. Returns `true` at the end of the input.
-    pub(crate) fn feed(&mut self, event: Event<'_>, offset: u64) -> Result<bool, XmlError> {
-        match event {
-            Event::Start(start) => {
-                let e = self.open(&start, offset)?;
-                self.stack.push(e);
-            }
-            Event::Empty(start) => {
-                let e = self.open(&start, offset)?;
-                self.close(e, offset)?;
-            }
-            Event::End(_) => {
-                // quick-xml has checked the name matches (check_end_names).
-                match self.stack.pop() {
-                    Some(e) => self.close(e, offset)?,
-                    None => {
-                        return Err(XmlError::Syntax {
-                            message: "an end tag with no start tag".into(),
-                            offset,
-                        });
-                    }
-                }
-            }
-            Event::Text(t) => {
-                let raw = t.xml10_content();
-                self.text(raw, offset)?;
-            }
-            Event::GeneralRef(r) => {
-                let name = r.into_inner();
-                let resolved = resolve_reference(&name).ok_or_else(|| XmlError::Entity {
-                    name: name.to_string(),
-                    offset,
-                })?;
-                self.text(Cow::Owned(resolved.to_string()), offset)?;
-            }
-            Event::CData(c) => {
-                let t = c.xml10_content();
-                self.push_text(t.into_owned(), offset)?;
-            }
-            Event::Comment(c) => {
-                let t = c.into_inner().into_owned();
-                // Comments outside the root carry no meaning and are dropped.
-                if let Some(parent) = self.stack.last_mut() {
-                    parent.children.push(Node::Comment(t));
-                }
-            }
-            Event::DocType(_) => return Err(XmlError::Doctype { offset }),
-            Event::Decl(_) | Event::PI(_) => {}
-            Event::Eof => return Ok(true),
-        }
-        Ok(false)
-    }
-
-    fn text(&mut self, raw: Cow<'_, str>, offset: u64) -> Result<(), XmlError> {
-        if self.stack.is_empty() {
-            if raw.trim().is_empty() {
-                return Ok(());
-            }
-            return Err(if self.root.is_some() {
-                XmlError::TrailingContent { offset }
-            } else {
-                XmlError::Syntax {
-                    message: "text before the root element".into(),
-                    offset,
-                }
+impl<'a> EventReader<'a> {
+    pub fn new(input: &'a [u8], limits: &Limits) -> Result<Self, XmlError> {
+        if input.len() > limits.max_bytes {
+            return Err(XmlError::TooLarge {
+                size: input.len() as u64,
+                limit: limits.max_bytes,
             });
         }
-        // Text events stop at '&': unescaping is ours to do, by reference events.
-        self.push_text(raw.into_owned(), offset)
-    }
-
-    fn push_text(&mut self, text: String, offset: u64) -> Result<(), XmlError> {
-        let Some(parent) = self.stack.last_mut() else {
-            return Err(XmlError::TrailingContent { offset });
+        // Validate UTF-8 once, up front: quick-xml's slice reader then hands out &str
+        // without re-checking, and the error can name the exact byte.
+        // simdutf8's fast check first; on failure, std's slower one says where.
+        let text = match simdutf8::basic::from_utf8(input) {
+            Ok(text) => text,
+            Err(_) => std::str::from_utf8(input).map_err(|e| XmlError::Utf8 {
+                offset: e.valid_up_to() as u64,
+            })?,
         };
-        // Adjacent text (split by references or CDATA) becomes one node.
-        if let Some(Node::Text(prev)) = parent.children.last_mut() {
-            prev.push_str(&text);
-        } else {
-            parent.children.push(Node::Text(text));
-        }
-        Ok(())
+        // A byte-order mark is allowed before the declaration.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let bom = (input.len() - text.len()) as u64;
+        let mut reader = quick_xml::Reader::from_str(text);
+        let config = reader.config_mut();
+        config.check_end_names = true;
+        config.check_comments = true;
+        config.expand_empty_elements = false;
+        config.trim_text_start = false;
+        config.trim_text_end = false;
+        Ok(EventReader {
+            reader,
+            limits: *limits,
+            depth: 0,
+            bom,
+            seen_keys: Vec::with_capacity(16),
+        })
     }
 
-    fn open(&self, start: &BytesStart<'_>, offset: u64) -> Result<Element, XmlError> {
-        if self.stack.len() >= self.limits.max_depth {
+    /// The next step of the document.
+    pub fn next_event(&mut self) -> Result<Ev<'a>, XmlError> {
+        loop {
+            let offset = self.reader.buffer_position() + self.bom;
+            let event = self.reader.read_event().map_err(|e| XmlError::Syntax {
+                message: e.to_string(),
+                offset: self.reader.error_position() + self.bom,
+            })?;
+            return Ok(match event {
+                Event::Start(s) => {
+                    self.enter(offset)?;
+                    Ev::Start(s, false, offset)
+                }
+                Event::Empty(s) => {
+                    self.enter(offset)?;
+                    self.depth -= 1;
+                    Ev::Start(s, true, offset)
+                }
+                Event::End(_) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    Ev::End
+                }
+                Event::Text(t) => Ev::Text(t.xml10_content()),
+                Event::CData(c) => Ev::Text(Cow::Owned(c.xml10_content().into_owned())),
+                Event::GeneralRef(r) => {
+                    let name = r.into_inner();
+                    let ch = resolve_reference(&name).ok_or_else(|| XmlError::Entity {
+                        name: name.to_string(),
+                        offset,
+                    })?;
+                    Ev::Text(Cow::Owned(ch.to_string()))
+                }
+                Event::Comment(c) => Ev::Comment(c.into_inner().into_owned()),
+                Event::DocType(_) => return Err(XmlError::Doctype { offset }),
+                Event::Decl(_) | Event::PI(_) => continue,
+                Event::Eof => Ev::Eof,
+            });
+        }
+    }
+
+    fn enter(&mut self, offset: u64) -> Result<(), XmlError> {
+        if self.depth >= self.limits.max_depth {
             return Err(XmlError::TooDeep {
                 limit: self.limits.max_depth,
                 offset,
             });
         }
-        if self.stack.is_empty() && self.root.is_some() {
-            return Err(XmlError::SecondRoot { offset });
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// The byte offset reached.
+    pub fn position(&self) -> u64 {
+        self.reader.buffer_position() + self.bom
+    }
+
+    /// Reads up to the root element's start tag.
+    pub fn root_start(&mut self) -> Result<(BytesStart<'a>, bool, u64), XmlError> {
+        loop {
+            match self.next_event()? {
+                Ev::Start(s, empty, offset) => return Ok((s, empty, offset)),
+                Ev::Text(t) if t.bytes().all(|b| b.is_ascii_whitespace()) => {}
+                Ev::Text(_) => {
+                    return Err(XmlError::Syntax {
+                        message: "text before the root element".into(),
+                        offset: self.position(),
+                    });
+                }
+                Ev::Comment(_) => {}
+                Ev::End => {
+                    return Err(XmlError::Syntax {
+                        message: "an end tag with no start tag".into(),
+                        offset: self.position(),
+                    });
+                }
+                Ev::Eof => return Err(XmlError::Empty),
+            }
         }
+    }
+
+    /// Reads what follows the root element: only whitespace and comments may.
+    pub fn expect_end(&mut self) -> Result<(), XmlError> {
+        loop {
+            let offset = self.position();
+            match self.next_event()? {
+                Ev::Eof => return Ok(()),
+                Ev::Comment(_) => {}
+                Ev::Text(t) if t.bytes().all(|b| b.is_ascii_whitespace()) => {}
+                Ev::Start(..) => return Err(XmlError::SecondRoot { offset }),
+                Ev::Text(_) | Ev::End => return Err(XmlError::TrailingContent { offset }),
+            }
+        }
+    }
+
+    /// The attributes of a start tag, unescaped and checked against the limits.
+    pub fn attributes(
+        &mut self,
+        start: &BytesStart<'_>,
+        offset: u64,
+    ) -> Result<Vec<Attribute>, XmlError> {
+        let mut attrs = Vec::new();
+        self.for_each_attribute(start, offset, |name, value| {
+            attrs.push(Attribute {
+                name: Name::new(name),
+                value,
+            })
+        })?;
+        Ok(attrs)
+    }
+
+    /// Calls `f(name, value)` for each attribute of a start tag, unescaped and checked
+    /// against the limits, without collecting them (the typed reader's path).
+    ///
+    /// The attribute list is scanned here rather than by quick-xml's iterator: it is the
+    /// hottest loop of reading an extract, and the grammar is small (XML 1.0 §3.1:
+    /// whitespace, a name, `=`, a quoted value with no `<`, each name once).
+    pub fn for_each_attribute(
+        &mut self,
+        start: &BytesStart<'_>,
+        offset: u64,
+        mut f: impl FnMut(&str, String),
+    ) -> Result<(), XmlError> {
         let name = start.name().0;
         if name.len() > self.limits.max_name_len {
             return Err(XmlError::NameTooLong {
@@ -482,65 +527,153 @@ impl<'l> TreeBuilder<'l> {
                 offset,
             });
         }
-        let mut attrs = Vec::new();
-        for attr in start.attributes().with_checks(true) {
-            let attr = attr.map_err(|e| XmlError::Syntax {
-                message: e.to_string(),
-                offset,
-            })?;
-            if attrs.len() >= self.limits.max_attributes {
+        let raw = start.attributes_raw();
+        let bytes = raw.as_bytes();
+        let syntax = |message: String| XmlError::Syntax { message, offset };
+        let seen = &mut self.seen_keys;
+        seen.clear();
+        let mut i = 0;
+        loop {
+            // Whitespace, required before each attribute.
+            let ws_start = i;
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i >= bytes.len() || (i == bytes.len() - 1 && bytes[i] == b'/') {
+                return Ok(());
+            }
+            if i == ws_start {
+                return Err(syntax(format!(
+                    "attributes of <{name}> must be separated by whitespace"
+                )));
+            }
+            // The name, up to '=' or whitespace.
+            let key_start = i;
+            while i < bytes.len() && !matches!(bytes[i], b'=' | b' ' | b'\t' | b'\r' | b'\n') {
+                if matches!(bytes[i], b'"' | b'\'' | b'<' | b'>' | b'&' | b'/') {
+                    return Err(syntax(format!("a malformed attribute name in <{name}>")));
+                }
+                i += 1;
+            }
+            let key = &raw[key_start..i];
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if key.is_empty() || i >= bytes.len() || bytes[i] != b'=' {
+                return Err(syntax(format!(
+                    "attribute '{key}' of <{name}> has no '=\"value\"'"
+                )));
+            }
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let quote = match bytes.get(i) {
+                Some(&q @ (b'"' | b'\'')) => q,
+                _ => {
+                    return Err(syntax(format!(
+                        "the value of attribute '{key}' of <{name}> is not quoted"
+                    )));
+                }
+            };
+            i += 1;
+            let value_start = i;
+            while i < bytes.len() && bytes[i] != quote {
+                if bytes[i] == b'<' {
+                    return Err(syntax(format!(
+                        "'<' in the value of attribute '{key}' of <{name}> (write &lt;)"
+                    )));
+                }
+                i += 1;
+            }
+            if i >= bytes.len() {
+                return Err(syntax(format!(
+                    "the value of attribute '{key}' of <{name}> is not closed"
+                )));
+            }
+            let value = &raw[value_start..i];
+            i += 1;
+
+            if seen.len() >= self.limits.max_attributes {
                 return Err(XmlError::TooManyAttributes {
                     limit: self.limits.max_attributes,
                     offset,
                 });
             }
-            let key = attr.key.0;
             if key.len() > self.limits.max_name_len {
                 return Err(XmlError::NameTooLong {
                     limit: self.limits.max_name_len,
                     offset,
                 });
             }
-            let value = unescape_attr(&attr.value, offset)?;
-            attrs.push(Attribute {
-                name: key.into(),
-                value,
-            });
+            if seen.iter().any(|&(s, e)| &raw[s..e] == key) {
+                return Err(syntax(format!(
+                    "attribute '{key}' appears twice on <{name}>"
+                )));
+            }
+            seen.push((key_start, key_start + key.len()));
+            f(key, unescape_attr(value, offset)?);
         }
-        Ok(Element {
-            name: name.into(),
-            attrs,
+    }
+
+    /// Reads a whole element (its start tag already read) into a tree.
+    pub fn element(
+        &mut self,
+        start: &BytesStart<'_>,
+        empty: bool,
+        offset: u64,
+    ) -> Result<Element, XmlError> {
+        let mut e = Element {
+            name: Name::new(start.name().0),
+            attrs: self.attributes(start, offset)?,
             children: Vec::new(),
             pos: Pos(offset),
-        })
-    }
-
-    fn close(&mut self, mut e: Element, _offset: u64) -> Result<(), XmlError> {
+        };
+        if empty {
+            return Ok(e);
+        }
+        loop {
+            match self.next_event()? {
+                Ev::Start(s, empty, off) => {
+                    let child = self.element(&s, empty, off)?;
+                    e.children.push(Node::Element(child));
+                }
+                Ev::Text(t) => {
+                    match e.children.last_mut() {
+                        // Adjacent text (split by references or CDATA) becomes one node.
+                        Some(Node::Text(prev)) => prev.push_str(&t),
+                        // Indentation after an element carries no meaning (see
+                        // `tidy_whitespace`): drop it before it costs an allocation.
+                        Some(Node::Element(_) | Node::Comment(_))
+                            if t.bytes().all(|b| b.is_ascii_whitespace()) => {}
+                        _ => e.children.push(Node::Text(t.into_owned())),
+                    }
+                }
+                Ev::Comment(c) => e.children.push(Node::Comment(c)),
+                Ev::End => break,
+                Ev::Eof => {
+                    return Err(XmlError::Truncated {
+                        open: innermost_open(&e),
+                        offset: self.position(),
+                    });
+                }
+            }
+        }
         tidy_whitespace(&mut e);
-        match self.stack.last_mut() {
-            Some(parent) => parent.children.push(Node::Element(e)),
-            None => self.root = Some(e),
-        }
-        Ok(())
+        Ok(e)
     }
+}
 
-    pub(crate) fn finish(mut self, end: u64) -> Result<Element, XmlError> {
-        if let Some(open) = self.stack.first() {
-            return Err(XmlError::Truncated {
-                open: self
-                    .stack
-                    .last()
-                    .map_or_else(|| open.name.to_string(), |e| e.name.to_string()),
-                offset: end,
-            });
-        }
-        self.root.take().ok_or(XmlError::Empty)
-    }
+/// The name of the element a truncated document stopped in: the deepest one still open.
+/// (Elements are built bottom-up, so when the end comes early the innermost open element
+/// is the one whose reader saw it first; callers report from there.)
+fn innermost_open(e: &Element) -> String {
+    e.name.to_string()
 }
 
 /// Drops whitespace-only text from element content (an element that has child elements),
 /// where it is only indentation. Text inside text-only elements is kept as it is.
-fn tidy_whitespace(e: &mut Element) {
+pub(crate) fn tidy_whitespace(e: &mut Element) {
     let has_elements = e.children.iter().any(|n| matches!(n, Node::Element(_)));
     if has_elements {
         e.children
@@ -569,7 +702,10 @@ fn resolve_reference(name: &str) -> Option<char> {
 /// Unescapes an attribute value and applies XML's attribute-value normalisation (tab, CR
 /// and LF become spaces), refusing any entity that is not predefined.
 fn unescape_attr(raw: &str, offset: u64) -> Result<String, XmlError> {
-    if !raw.contains(['&', '\t', '\r', '\n']) {
+    if !raw
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'\t' | b'\r' | b'\n'))
+    {
         return Ok(raw.to_owned());
     }
     let mut out = String::with_capacity(raw.len());

@@ -64,7 +64,13 @@ fn every_message_reads_and_round_trips_without_loss() {
     let mut seen = std::collections::BTreeMap::<&str, usize>::new();
     for (name, bytes) in hl7_documents() {
         let tree = xml::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let msg = Message::from_root(tree.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let msg = Message::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The direct reader and the tree reader must agree exactly.
+        let via_tree = Message::from_root(tree.clone()).unwrap();
+        assert_eq!(
+            msg, via_tree,
+            "{name}: the fast reader and the tree reader disagree"
+        );
         *seen.entry(msg.interaction().unwrap().id()).or_default() += 1;
         for layout in [Layout::Compact, Layout::Indented] {
             let written = msg.to_xml(layout);
@@ -170,4 +176,25 @@ fn first_difference(a: &xml::Element, b: &xml::Element, path: String) -> Option<
         }
     }
     None
+}
+
+#[test]
+fn the_fast_reader_agrees_with_the_tree_reader_on_awkward_content() {
+    // Whitespace, comments, references and CDATA in typed and untyped places: both readers
+    // must put every text node, comment and unknown element at the same index.
+    let cases = [
+        "<MCCI_IN010000UK13 xmlns=\"urn:hl7-org:v3\"> <!--a--> <id root=\"X\"/> </MCCI_IN010000UK13>",
+        "<MCCI_IN010000UK13><id root=\"X\"> </id><x>  </x> t&amp;u <![CDATA[<c>]]><acknowledgement typeCode=\"AA\"/></MCCI_IN010000UK13>",
+        "<MCCI_IN010000UK13>  &amp; <!--c-->  <id root=\"X\"/>tail</MCCI_IN010000UK13>",
+        "<MCCI_IN010000UK13> <!--c--> </MCCI_IN010000UK13>",
+        "<MCCI_IN010000UK13><id root=\"X\"/><id root=\"Y\"/><creationTime value=\"2020\"> x </creationTime></MCCI_IN010000UK13>",
+        "<hl7:COPC_IN000001UK01 xmlns:hl7=\"urn:hl7-org:v3\"><hl7:id root=\"X\"/><other:id xmlns:other=\"o\"/></hl7:COPC_IN000001UK01>",
+    ];
+    for case in cases {
+        let fast = Message::parse(case.as_bytes()).unwrap();
+        let slow = Message::from_root(xml::parse(case.as_bytes()).unwrap()).unwrap();
+        assert_eq!(fast, slow, "{case}");
+        let again = Message::parse(fast.to_xml(Layout::Compact).as_bytes()).unwrap();
+        assert_eq!(fast, again, "{case}");
+    }
 }
