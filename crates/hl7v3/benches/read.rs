@@ -10,6 +10,10 @@ use std::process::Command;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+// The binary uses mimalloc; measure what it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn extracts() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/conformance/translation/ehr-extract");
@@ -44,6 +48,13 @@ fn read(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("hl7v3 typed model, every core (read_all)", |b| {
+        b.iter(|| {
+            for r in hl7v3::read_all(&docs, &hl7v3::xml::Limits::default()) {
+                std::hint::black_box(r.unwrap());
+            }
+        })
+    });
     let have_xmllint = Command::new("xmllint").arg("--version").output().is_ok();
     if have_xmllint {
         group.bench_function("xmllint --noout (one process, all files)", |b| {
@@ -54,6 +65,18 @@ fn read(c: &mut Criterion) {
                     .status()
                     .unwrap();
                 assert!(status.success());
+            })
+        });
+        group.bench_function("xmllint --noout (one process per file)", |b| {
+            b.iter(|| {
+                for f in &files {
+                    let status = Command::new("xmllint")
+                        .arg("--noout")
+                        .arg(f)
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                }
             })
         });
     } else {

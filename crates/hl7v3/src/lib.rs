@@ -40,8 +40,10 @@ pub mod ehr;
 pub mod message;
 pub mod name;
 pub mod reason;
+pub mod stream;
 pub mod validate;
 pub mod xml;
 
 pub use message::{Interaction, Message, MessageError, Payload};
 pub use reason::ReasonCode;
+pub use stream::{Compositions, read_all};

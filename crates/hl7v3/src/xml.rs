@@ -578,18 +578,18 @@ impl<'a> EventReader<'a> {
             };
             i += 1;
             let value_start = i;
-            while i < bytes.len() && bytes[i] != quote {
-                if bytes[i] == b'<' {
+            match memchr::memchr2(quote, b'<', &bytes[i..]) {
+                Some(n) if bytes[i + n] == quote => i += n,
+                Some(_) => {
                     return Err(syntax(format!(
                         "'<' in the value of attribute '{key}' of <{name}> (write &lt;)"
                     )));
                 }
-                i += 1;
-            }
-            if i >= bytes.len() {
-                return Err(syntax(format!(
-                    "the value of attribute '{key}' of <{name}> is not closed"
-                )));
+                None => {
+                    return Err(syntax(format!(
+                        "the value of attribute '{key}' of <{name}> is not closed"
+                    )));
+                }
             }
             let value = &raw[value_start..i];
             i += 1;

@@ -198,3 +198,68 @@ fn the_fast_reader_agrees_with_the_tree_reader_on_awkward_content() {
         assert_eq!(fast, again, "{case}");
     }
 }
+
+#[test]
+fn compositions_stream_one_by_one_and_match_the_whole_model() {
+    let limits = xml::Limits::default();
+    for (name, bytes) in hl7_documents()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("translation/"))
+    {
+        let whole = Message::parse(&bytes).unwrap();
+        let extract = whole.ehr_extract().unwrap();
+        let folder = extract.folder().unwrap();
+        let expected: Vec<_> = folder
+            .component
+            .iter()
+            .filter_map(|c| c.ehr_composition.as_deref())
+            .collect();
+        let mut stream = hl7v3::Compositions::new(&bytes, &limits).unwrap();
+        let streamed: Vec<_> = stream.by_ref().map(|c| c.unwrap()).collect();
+        assert_eq!(streamed.len(), expected.len(), "{name}");
+        for (a, b) in streamed.iter().zip(expected) {
+            assert_eq!(a, b, "{name}");
+        }
+        assert_eq!(
+            stream.header().nhs_number.as_deref(),
+            extract.nhs_number(),
+            "{name}"
+        );
+        let directory = folder
+            .responsible_party
+            .as_ref()
+            .and_then(|r| r.agent_directory.as_deref());
+        assert_eq!(
+            stream.header().agent_directory.as_ref(),
+            directory,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_truncated_extract_stops_the_stream_with_an_error() {
+    let (_, bytes) = hl7_documents()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("translation/"))
+        .unwrap();
+    let cut = &bytes[..bytes.len() / 2];
+    let results: Vec<_> = hl7v3::Compositions::new(cut, &xml::Limits::default())
+        .unwrap()
+        .collect();
+    assert!(results.iter().take(results.len() - 1).all(|r| r.is_ok()));
+    assert!(results.last().unwrap().is_err(), "the cut must be reported");
+}
+
+#[test]
+fn read_all_returns_every_result_in_order() {
+    let docs: Vec<Vec<u8>> = hl7_documents().into_iter().map(|(_, b)| b).collect();
+    let mut with_bad = docs.clone();
+    with_bad.insert(3, b"<not-xml".to_vec());
+    let results = hl7v3::read_all(&with_bad, &xml::Limits::default());
+    assert_eq!(results.len(), with_bad.len());
+    assert!(results[3].is_err());
+    for (i, doc) in with_bad.iter().enumerate().filter(|(i, _)| *i != 3) {
+        assert_eq!(results[i].as_ref().unwrap(), &Message::parse(doc).unwrap());
+    }
+}
