@@ -111,7 +111,8 @@ impl Part {
     pub fn decoded(&self) -> Result<Bytes, Error> {
         match self.encoding {
             TransferEncoding::Base64 => {
-                let mut out = Vec::with_capacity(self.body.len() / 4 * 3);
+                // Exact: one quick pass counts, so the buffer is never regrown or oversized.
+                let mut out = Vec::with_capacity(self.decoded_len() as usize);
                 self.decode_into(&mut out)?;
                 Ok(Bytes::from(out))
             }

@@ -199,6 +199,15 @@ pub struct MultipartBody {
     buf: Vec<u8>,
 }
 
+impl fmt::Debug for MultipartBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultipartBody")
+            .field("boundary", &self.boundary)
+            .field("parts_to_come", &self.parts.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MultipartBody {
     /// A body of these parts, in order.
     pub fn new(boundary: Boundary, parts: Vec<OutboundPart>) -> Result<MultipartBody, Error> {
