@@ -1,0 +1,1 @@
+//! GP2GP `EhrExtract` → FHIR `Bundle`. (Being written.)

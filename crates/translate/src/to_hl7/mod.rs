@@ -1,0 +1,1 @@
+//! FHIR `Bundle` → GP2GP `EhrExtract`. (Being written.)
