@@ -529,9 +529,9 @@ macro_rules! fhir_struct {
                     ck.issue($crate::check::IssueKind::EmptyElement);
                     return;
                 }
+                $( $rule(self, ck); )?
                 $( Field::check(&self.$f, $json, ck); )*
                 $crate::model::check_extra(&self.extra, ck);
-                $( $rule(self, ck); )?
             }
         }
     };
