@@ -55,7 +55,12 @@ impl Message {
     /// Reads an HTTP body, given its `Content-Type` header. `multipart/related` is split on
     /// its boundary; `text/xml` (or any XML type) is taken as a bare SOAP envelope, a
     /// message of one part.
-    pub fn parse(body: Bytes, content_type: &str, limits: &Limits) -> Result<Message, Error> {
+    pub fn parse(
+        body: impl Into<Bytes>,
+        content_type: &str,
+        limits: &Limits,
+    ) -> Result<Message, Error> {
+        let body = body.into();
         check_size(&body, limits)?;
         let ct = ContentType::parse(content_type)?;
         if ct.is_multipart() {
@@ -78,7 +83,11 @@ impl Message {
 
     /// Reads a captured HTTP request: request line, headers (with the `Content-Type`), an
     /// empty line, and the body.
-    pub fn parse_http_request(request: Bytes, limits: &Limits) -> Result<Message, Error> {
+    pub fn parse_http_request(
+        request: impl Into<Bytes>,
+        limits: &Limits,
+    ) -> Result<Message, Error> {
+        let request = request.into();
         check_size(&request, limits)?;
         let (head, range) = headers::split_http_request(&request)?;
         let content_type = head
@@ -96,7 +105,8 @@ impl Message {
     /// - `--boundary` → a MIME body without its headers (the boundary is taken from that
     ///   first line);
     /// - header lines → a MIME body with its own headers (`Content-Type` among them).
-    pub fn parse_any(input: Bytes, limits: &Limits) -> Result<Message, Error> {
+    pub fn parse_any(input: impl Into<Bytes>, limits: &Limits) -> Result<Message, Error> {
+        let input = input.into();
         check_size(&input, limits)?;
         let start = input
             .iter()
@@ -222,9 +232,8 @@ fn check_size(input: &Bytes, limits: &Limits) -> Result<(), Error> {
     Ok(())
 }
 
-/// Characters in the payload: bytes when there are no more bytes than the limit could
-/// matter for, otherwise UTF-8 characters (bytes, for content that is not UTF-8). A base64
-/// payload is measured decoded, without decoding it.
+/// Characters in the payload: UTF-8 characters (bytes, for content that is not UTF-8). A
+/// base64 payload is measured in decoded bytes, without decoding it.
 fn payload_chars(part: &Part) -> Result<u64, Error> {
     if part.transfer_encoding() == mime::TransferEncoding::Base64 {
         return Ok(part.decoded_len());

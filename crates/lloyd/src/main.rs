@@ -27,6 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Each line below registers one subcommand; keep one per line, in alphabetical order.
+    Ebxml(commands::ebxml::Args),
     Inspect(commands::inspect::Args),
     Validate(commands::validate::Args),
 }
@@ -34,6 +35,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ebxml(args) => commands::ebxml::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Validate(args) => commands::validate::run(args),
     }

@@ -1,3 +1,4 @@
 //! The subcommands, one module each.
+pub mod ebxml;
 pub mod inspect;
 pub mod validate;
