@@ -104,7 +104,7 @@
 //! let mut wire = Vec::new();
 //! body.write_to(&mut wire)?;
 //!
-//! let received = Message::parse(wire.into(), &content_type, &limits)?;
+//! let received = Message::parse(wire, &content_type, &limits)?;
 //! assert_eq!(received.envelope().message_header.action, "RCMR_IN010000UK05");
 //! assert!(received.envelope().ack_requested.is_some());
 //! assert_eq!(&received.payload().unwrap().decoded()?[..], b"<RCMR_IN010000UK05 xmlns=\"urn:hl7-org:v3\"/>");
