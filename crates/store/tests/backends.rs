@@ -1,0 +1,193 @@
+//! The same suite against both engines: SQLite in a temporary file, and a real
+//! PostgreSQL server started for the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use store::sqlx::{self, Row};
+use store::testing::TempPostgres;
+use store::{Database, Kind, Migration, PayloadError, PayloadStore, StoreError};
+
+const NOTES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "notes",
+        sqlite: "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL, at BIGINT NOT NULL)",
+        postgres: "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL, at BIGINT NOT NULL)",
+    },
+    Migration {
+        version: 2,
+        description: "note blobs and flags",
+        sqlite: "ALTER TABLE notes ADD COLUMN data BLOB; ALTER TABLE notes ADD COLUMN done INTEGER NOT NULL DEFAULT 0",
+        postgres: "ALTER TABLE notes ADD COLUMN data BYTEA; ALTER TABLE notes ADD COLUMN done BOOLEAN NOT NULL DEFAULT FALSE",
+    },
+];
+
+async fn suite(db: &Database) {
+    db.migrate("notes", NOTES).await.unwrap();
+    // Migrating again is a no-op.
+    db.migrate("notes", NOTES).await.unwrap();
+    let applied: i64 = sqlx::query("SELECT COUNT(*) AS n FROM lloyd_migrations WHERE service = $1")
+        .bind("notes")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(applied, 2);
+
+    // Parameters out of order bind by number on both engines.
+    sqlx::query("INSERT INTO notes (at, id, body, data) VALUES ($3, $1, $2, $4)")
+        .bind("n1")
+        .bind("first")
+        .bind(1_700_000_000_000i64)
+        .bind(vec![0u8, 1, 2, 255])
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let row = sqlx::query("SELECT body, at, data FROM notes WHERE id = $1")
+        .bind("n1")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(row.try_get::<String, _>("body").unwrap(), "first");
+    assert_eq!(row.try_get::<i64, _>("at").unwrap(), 1_700_000_000_000);
+    assert_eq!(
+        row.try_get::<Vec<u8>, _>("data").unwrap(),
+        vec![0u8, 1, 2, 255]
+    );
+
+    // A duplicate key is refused, and ON CONFLICT DO NOTHING is accepted by both.
+    assert!(
+        sqlx::query("INSERT INTO notes (id, body, at) VALUES ($1, $2, $3)")
+            .bind("n1")
+            .bind("again")
+            .bind(1i64)
+            .execute(db.pool())
+            .await
+            .is_err()
+    );
+    let done = sqlx::query(
+        "INSERT INTO notes (id, body, at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind("n1")
+    .bind("again")
+    .bind(1i64)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(done.rows_affected(), 0);
+
+    // A transaction that is not committed leaves nothing behind.
+    {
+        let mut tx = db.pool().begin().await.unwrap();
+        sqlx::query("INSERT INTO notes (id, body, at) VALUES ($1, $2, $3)")
+            .bind("n2")
+            .bind("half")
+            .bind(2i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+    }
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM notes")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // A schema newer than the code is refused.
+    let err = db.migrate("notes", &NOTES[..1]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::TooNew {
+                found: 2,
+                known: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A failing migration rolls back whole and says which one.
+    let bad = [Migration {
+        version: 3,
+        description: "broken",
+        sqlite: "CREATE TABLE x (a TEXT); NOT SQL",
+        postgres: "CREATE TABLE x (a TEXT); NOT SQL",
+    }];
+    let all: Vec<Migration> = NOTES.iter().copied().chain(bad).collect();
+    let err = db.migrate("notes", &all).await.unwrap_err();
+    assert!(
+        err.to_string().contains("migration 3 of notes (broken)"),
+        "{err}"
+    );
+    assert!(
+        sqlx::query("SELECT * FROM x")
+            .fetch_all(db.pool())
+            .await
+            .is_err(),
+        "half a migration stayed"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sub/dir/lloyd.db", dir.path().display());
+    let db = Database::open(&url).await.unwrap();
+    assert_eq!(db.kind(), Kind::Sqlite);
+    suite(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_passes_the_suite() {
+    let pg = TempPostgres::start().unwrap();
+    let db = Database::open(&pg.fresh_database().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(db.kind(), Kind::Postgres);
+    suite(&db).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_bad_address_is_explained() {
+    let err = Database::open("mysql://x").await.unwrap_err();
+    assert!(err.to_string().contains("sqlite://PATH"), "{err}");
+}
+
+#[tokio::test]
+async fn payloads_round_trip_on_disk_and_refuse_escaping_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PayloadStore::on_disk(dir.path()).unwrap();
+    let big = Bytes::from(vec![7u8; 3 * 1024 * 1024]);
+    store.put("gp2gp/conv-1/msg-1", big.clone()).await.unwrap();
+    store
+        .put("gp2gp/conv-1/msg-2", Bytes::from_static(b"small"))
+        .await
+        .unwrap();
+    assert_eq!(store.get("gp2gp/conv-1/msg-1").await.unwrap(), big);
+    assert_eq!(
+        store.list("gp2gp/conv-1").await.unwrap(),
+        vec!["gp2gp/conv-1/msg-1", "gp2gp/conv-1/msg-2"]
+    );
+    store.delete("gp2gp/conv-1/msg-1").await.unwrap();
+    store.delete("gp2gp/conv-1/msg-1").await.unwrap();
+    assert!(matches!(
+        store.get("gp2gp/conv-1/msg-1").await,
+        Err(PayloadError::NotFound(_))
+    ));
+    for bad in ["", "/abs", "a/../b", "a//b", "../x"] {
+        assert!(
+            matches!(
+                store.put(bad, Bytes::new()).await,
+                Err(PayloadError::BadKey(_))
+            ),
+            "{bad}"
+        );
+    }
+    // Nothing was written outside the payload directory.
+    assert!(!dir.path().parent().unwrap().join("x").exists());
+}
