@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::check::{Checker, Issue, IssueKind};
 use crate::datatypes::{Reference, split_reference};
 use crate::model::Node;
-use crate::resources::{Bundle, Resource, TypedResource};
+use crate::resources::{Bundle, Patient, Resource, TypedResource};
 
 impl Bundle {
     /// The resources of the entries, in order (entries without a resource
@@ -19,6 +19,11 @@ impl Bundle {
     /// `bundle.resources_of::<Observation>()`.
     pub fn resources_of<'a, T: TypedResource + 'a>(&'a self) -> impl Iterator<Item = &'a T> {
         self.resources().filter_map(T::from_resource)
+    }
+
+    /// The first `Patient` (a GP Connect structured record has exactly one).
+    pub fn patient(&self) -> Option<&Patient> {
+        self.resources_of::<Patient>().next()
     }
 
     /// The number of entries' resources by `resourceType`.
