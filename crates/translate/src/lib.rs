@@ -158,11 +158,17 @@ impl Report {
 /// which goes into the [`Report`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TranslateError {
-    #[error("the Bundle has no Patient resource: a GP Connect structured record must have one; check this is a $gpc.migratestructuredrecord answer")]
+    #[error(
+        "the Bundle has no Patient resource: a GP Connect structured record must have one; check this is a $gpc.migratestructuredrecord answer"
+    )]
     NoPatient,
-    #[error("the patient has no NHS number (identifier system https://fhir.nhs.uk/Id/nhs-number): GP2GP cannot send a record without one")]
+    #[error(
+        "the patient has no NHS number (identifier system https://fhir.nhs.uk/Id/nhs-number): GP2GP cannot send a record without one"
+    )]
     NoNhsNumber,
-    #[error("the message is not an EhrExtract (it is {0}); only RCMR_IN030000UK06 and RCMR_IN030000UK07 carry a record")]
+    #[error(
+        "the message is not an EhrExtract (it is {0}); only RCMR_IN030000UK06 and RCMR_IN030000UK07 carry a record"
+    )]
     NotAnExtract(String),
     #[error("the EhrExtract has no ehrFolder: there is no record in it to translate")]
     NoFolder,
