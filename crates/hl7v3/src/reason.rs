@@ -65,6 +65,21 @@ reason_codes! {
     Unexpected = "99", "Unexpected condition";
 }
 
+/// Stored and exchanged as the code itself (`"06"`).
+impl serde::Serialize for ReasonCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReasonCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        ReasonCode::from_code(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{code}' is not a GP2GP reason code")))
+    }
+}
+
 impl fmt::Display for ReasonCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.code(), self.description())
@@ -87,6 +102,15 @@ mod tests {
         assert_eq!(ReasonCode::from_code("00"), Some(ReasonCode::Continue));
         assert_eq!(ReasonCode::from_code("16"), None);
         assert_eq!(ReasonCode::from_code("x"), None);
+    }
+
+    #[test]
+    fn codes_serialize_as_written_in_messages() {
+        let json = serde_json::to_string(&ReasonCode::PatientNotAtSurgery).unwrap();
+        assert_eq!(json, "\"06\"");
+        let back: ReasonCode = serde_json::from_str("\"6\"").unwrap();
+        assert_eq!(back, ReasonCode::PatientNotAtSurgery);
+        assert!(serde_json::from_str::<ReasonCode>("\"16\"").is_err());
     }
 
     #[test]

@@ -1,0 +1,21 @@
+//! GP2GP transfers.
+//!
+//! A transfer is a conversation between two practices' systems, carried by reliable ebXML
+//! messages: the *requester* (the patient's new practice) asks for the record, the *sender*
+//! (the old practice) checks the request and sends the record — in one message, or as a
+//! "large message" of an extract plus separate fragments — and the requester files it and
+//! sends a final acknowledgement. `../shared/domain/GP2GP.md` tells the whole story.
+//!
+//! This crate's core is two protocol state machines, [`requester`] and [`sender`], written
+//! as explicit types with pure transitions: a state plus an event gives the next state and
+//! the actions to take (send this acknowledgement, translate the record, hand it to the
+//! inbox). They do no I/O and read no clock; the driver that runs them persists each state
+//! before carrying out its actions, which is what makes a transfer survive `kill -9` at any
+//! step. Every transition, including the ones a confused or hostile peer provokes, is
+//! tested here without a network.
+
+pub mod ids;
+pub mod requester;
+pub mod sender;
+
+pub use ids::MessageId;
