@@ -94,6 +94,12 @@ impl Bundle {
     ///
     /// This only removes or normalises; it cannot supply missing required
     /// elements or time zones. Run [`Bundle::check_strict`] after it.
+    ///
+    /// A `null` inside an array is removed too. FHIR JSON uses such `null`s
+    /// to line an array of primitives up with its `_name` array of
+    /// extensions; removing them would misalign the two, so a Bundle using
+    /// primitive extensions on repeating elements should be fixed by hand
+    /// (none has been seen in GP Connect data).
     pub fn clean(&mut self) {
         Node::clean(self);
     }

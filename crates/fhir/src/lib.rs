@@ -80,9 +80,10 @@ assert!(bundle.check_strict().is_empty());
 
 Real records are not always valid FHIR: the conformance corpus has empty
 strings (`"description": ""`), GP systems write partial dates and
-occasionally times without a zone, and some write decimals as strings. Reading
-accepts all of these — a record must never be refused for them — and keeps
-them exactly as they were.
+occasionally times without a zone, some write decimals as strings, and some
+write `null`s. Reading accepts all of these — a record must never be refused
+for them — and keeps them exactly as they were (a `null`, or an array holding
+one, is kept in `extra` rather than in the typed field).
 
 Writing is a different matter: what Lloyd sends must be valid STU3.
 [`Bundle::check_strict`] lists everything it can see that would make the

@@ -11,8 +11,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
@@ -50,12 +51,16 @@ pub(crate) trait Field: Default {
         name == key
     }
 
+    /// Reads the member's value into the field. Returns a JSON value to
+    /// keep in `extra` under the member's name instead, when the value is
+    /// one the typed field cannot hold: a `null`, or an array with `null`s
+    /// (as FHIR JSON writes arrays of primitives that have extensions).
     fn read<'de, A: MapAccess<'de>>(
         &mut self,
         name: &'static str,
         key: &str,
         map: &mut A,
-    ) -> Result<(), A::Error>;
+    ) -> Result<Option<serde_json::Value>, A::Error>;
 
     fn write<M: SerializeMap>(&self, name: &'static str, map: &mut M) -> Result<(), M::Error>;
 
@@ -74,12 +79,17 @@ impl<T: Node> Field for Option<T> {
         name: &'static str,
         _key: &str,
         map: &mut A,
-    ) -> Result<(), A::Error> {
+    ) -> Result<Option<serde_json::Value>, A::Error> {
         if self.is_some() {
             return Err(de::Error::duplicate_field(name));
         }
-        *self = Some(map.next_value()?);
-        Ok(())
+        match map.next_value::<Option<T>>()? {
+            Some(v) => {
+                *self = Some(v);
+                Ok(None)
+            }
+            None => Ok(Some(serde_json::Value::Null)),
+        }
     }
 
     fn write<M: SerializeMap>(&self, name: &'static str, map: &mut M) -> Result<(), M::Error> {
@@ -115,12 +125,17 @@ impl<T: Node> Field for Vec<T> {
         name: &'static str,
         _key: &str,
         map: &mut A,
-    ) -> Result<(), A::Error> {
+    ) -> Result<Option<serde_json::Value>, A::Error> {
         if !self.is_empty() {
             return Err(de::Error::duplicate_field(name));
         }
-        *self = map.next_value()?;
-        Ok(())
+        match map.next_value_seed(ArraySeed(PhantomData))? {
+            Array::Typed(items) => {
+                *self = items;
+                Ok(None)
+            }
+            Array::Raw(raw) => Ok(Some(raw)),
+        }
     }
 
     fn write<M: SerializeMap>(&self, name: &'static str, map: &mut M) -> Result<(), M::Error> {
@@ -147,6 +162,64 @@ impl<T: Node> Field for Vec<T> {
     }
 }
 
+/// An array member: typed, or raw JSON when it is `null` or holds `null`s.
+enum Array<T> {
+    Typed(Vec<T>),
+    Raw(serde_json::Value),
+}
+
+struct ArraySeed<T>(PhantomData<T>);
+
+impl<'de, T: Node> DeserializeSeed<'de> for ArraySeed<T> {
+    type Value = Array<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Array<T>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, T: Node> Visitor<'de> for ArraySeed<T> {
+    type Value = Array<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Array<T>, E> {
+        Ok(Array::Raw(serde_json::Value::Null))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Array<T>, E> {
+        Ok(Array::Raw(serde_json::Value::Null))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Array<T>, D::Error> {
+        d.deserialize_seq(self)
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Array<T>, S::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element::<Option<T>>()? {
+            match item {
+                Some(v) => items.push(v),
+                None => {
+                    // A null: keep the whole array as raw JSON.
+                    let mut raw = Vec::with_capacity(items.len() + 1);
+                    for v in &items {
+                        raw.push(serde_json::to_value(v).map_err(de::Error::custom)?);
+                    }
+                    raw.push(serde_json::Value::Null);
+                    while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                        raw.push(v);
+                    }
+                    return Ok(Array::Raw(serde_json::Value::Array(raw)));
+                }
+            }
+        }
+        Ok(Array::Typed(items))
+    }
+}
+
 /// A choice element (`value[x]`, `effective[x]`…): the JSON member is the
 /// element's name followed by the type's name (`valueQuantity`).
 impl Field for Option<Choice> {
@@ -163,7 +236,7 @@ impl Field for Option<Choice> {
         name: &'static str,
         key: &str,
         map: &mut A,
-    ) -> Result<(), A::Error> {
+    ) -> Result<Option<serde_json::Value>, A::Error> {
         if self.is_some() {
             return Err(de::Error::custom(format_args!(
                 "more than one {name}[x] member (second is `{key}`); FHIR allows one type per choice element"
@@ -171,7 +244,7 @@ impl Field for Option<Choice> {
         }
         let suffix = key.get(name.len()..).unwrap_or_default();
         *self = Some(map.next_value_seed(ChoiceSeed(suffix))?);
-        Ok(())
+        Ok(None)
     }
 
     fn write<M: SerializeMap>(&self, name: &'static str, map: &mut M) -> Result<(), M::Error> {
@@ -450,7 +523,9 @@ macro_rules! fhir_struct {
                     let key: &str = &key.0;
                     $(
                         if <$t as Field>::matches($json, key) {
-                            Field::read(&mut out.$f, $json, key, &mut map)?;
+                            if let Some(raw) = Field::read(&mut out.$f, $json, key, &mut map)? {
+                                out.extra.insert(key.to_owned(), raw);
+                            }
                             continue;
                         }
                     )*

@@ -377,3 +377,36 @@ fn resource_type_need_not_come_first() {
     assert_eq!(o.status.as_deref(), Some("final"));
     assert_eq!(serde_json::to_value(&r).unwrap(), input);
 }
+
+#[test]
+fn nulls_are_tolerated_kept_reported_and_cleaned() {
+    // FHIR JSON writes `null` in arrays of primitives whose extensions sit
+    // in a parallel `_name` array; some systems also write `null` members.
+    let input = json!({
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [{"resource": {"resourceType": "Patient", "id": "p1", "gender": null,
+            "name": [{"family": "Nel", "given": ["Ann", null],
+                      "_given": [null, {"extension": [{"url": "u", "valueString": "x"}]}]}]}}]
+    });
+    let mut b = bundle(input.clone());
+    let p = b.patient().unwrap();
+    assert_eq!(p.gender, None);
+    assert_eq!(p.extra["gender"], Value::Null);
+    // The array with a null is kept whole, untyped.
+    assert!(p.name[0].given.is_empty());
+    assert_eq!(p.name[0].extra["given"], json!(["Ann", null]));
+    assert_eq!(serde_json::to_value(&b).unwrap(), input);
+    let nulls = b
+        .check_strict()
+        .into_iter()
+        .filter(|i| i.kind == IssueKind::Null)
+        .count();
+    assert_eq!(nulls, 3);
+    b.clean();
+    assert_eq!(b.check_strict(), vec![]);
+    let again: Bundle = fhir::from_slice(&fhir::to_vec(&b).unwrap()).unwrap();
+    assert_eq!(
+        again.patient().unwrap().name[0].given,
+        vec!["Ann".to_owned()]
+    );
+}
