@@ -138,6 +138,16 @@ proptest! {
     }
 
     #[test]
+    fn any_hl7_text_gives_a_valid_date_or_an_error(text in "[0-9+.\\-]{0,24}|\\PC{0,24}") {
+        if let Ok(dt) = DateTime::from_hl7_ts(&text) {
+            prop_assert!(dt.is_valid());
+            // Digits survive (seconds may be added for hour/minute precision).
+            let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
+            prop_assert!(dt.to_hl7_ts().unwrap().starts_with(&digits));
+        }
+    }
+
+    #[test]
     fn day_past_the_end_of_the_month_is_invalid(y in 1u32..=9999, m in 1u32..=12, extra in 1u32..=5) {
         let d = days_in_month(y, m) + extra;
         let text = format!("{y:04}-{m:02}-{d:02}");
