@@ -120,7 +120,7 @@ choice! {
     /// `Identifier`
     Identifier(Box<Identifier>) = "Identifier",
     /// `CodeableConcept`
-    CodeableConcept(CodeableConcept) = "CodeableConcept",
+    CodeableConcept(Box<CodeableConcept>) = "CodeableConcept",
     /// `Coding`
     Coding(Box<Coding>) = "Coding",
     /// `Quantity`

@@ -234,8 +234,9 @@ element! {
     Reference check = check_reference; {
         /// `reference`: `Type/id`, an absolute URL, `urn:uuid:…` or `#id`.
         reference: Option<String> = "reference",
-        /// `identifier`: a logical reference when the literal one is unknown.
-        identifier: Option<Identifier> = "identifier",
+        /// `identifier`: a logical reference when the literal one is unknown
+        /// (boxed: rare, and large).
+        identifier: Option<Box<Identifier>> = "identifier",
         /// `display`
         display: Option<String> = "display",
     }

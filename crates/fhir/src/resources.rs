@@ -73,11 +73,11 @@ backbone! {
         /// `resource`
         resource: Option<Resource> = "resource",
         /// `search`
-        search: Option<BundleEntrySearch> = "search",
+        search: Option<Box<BundleEntrySearch>> = "search",
         /// `request`
-        request: Option<BundleEntryRequest> = "request",
+        request: Option<Box<BundleEntryRequest>> = "request",
         /// `response`
-        response: Option<BundleEntryResponse> = "response",
+        response: Option<Box<BundleEntryResponse>> = "response",
     }
 }
 
