@@ -1,1 +1,568 @@
-//! FHIR `Bundle` → GP2GP `EhrExtract`. (Being written.)
+//! FHIR `Bundle` → GP2GP `EhrExtract`.
+//!
+//! A GP2GP sender reads the record as GP Connect structured FHIR (the answer to
+//! `$gpc.migratestructuredrecord`) and sends it as an `RCMR_IN030000UK06` EhrExtract, or
+//! `RCMR_IN030000UK07` when some of it is confidential (a `NOPAT` security label). This
+//! module does that translation, following the NHS sending adaptor's mapping where it has
+//! one:
+//!
+//! | FHIR | HL7 |
+//! |---|---|
+//! | Practitioner + PractitionerRole + Organization | `agentDirectory` `Agent` (`agentPerson` + `representedOrganization`, or `agentOrganization`) |
+//! | Encounter + its consultation `List`s | `ehrComposition` → `CompoundStatement` `TOPIC` → `CATEGORY` → statements |
+//! | Condition | `LinkSet` (+ an `ObservationStatement` naming the problem when no observation does) |
+//! | AllergyIntolerance | `CompoundStatement` `CATEGORY` around an `ObservationStatement` |
+//! | MedicationRequest (plan / order) + MedicationStatement + Medication | `MedicationStatement` with `ehrSupplyAuthorise` (+ `ehrSupplyDiscontinue`) / `ehrSupplyPrescribe` |
+//! | Observation | `ObservationStatement`; with components (blood pressure) or members (test group) a `CompoundStatement` `BATTERY`; a comment note a `NarrativeStatement` |
+//! | DiagnosticReport + Specimen + results | `CompoundStatement` `CLUSTER` → specimen `CLUSTER` → results (`BATTERY` / `CLUSTER`) and comments |
+//! | Immunization | `ObservationStatement` |
+//! | ReferralRequest | `RequestStatement` |
+//! | ProcedureRequest | `PlanStatement` |
+//! | DocumentReference | `NarrativeStatement` with `reference/referredToExternalDocument` |
+//!
+//! Clinical resources outside any consultation each get an `ehrComposition` of their own
+//! ("Non-consultation data" / "Non-consultation medication data"), as the NHS adaptor does.
+//!
+//! Codes: the SNOMED CT coding becomes the `code` (its description id when the
+//! `Extension-coding-sctdescid` gives one; the concept id for medicines), the other codings
+//! (Read v2, CTV3, EMIS, Egton) its `translation`s. With no SNOMED CT coding the code is the
+//! GP2GP degrade code for the kind of entry, the original text and codes are kept, and the
+//! [`Report`] gets a [`Degrade`](crate::Degrade) line.
+//!
+//! Ids are UUID v5 derived from the patient and the resource ids, so the same Bundle always
+//! gives the same extract.
+
+mod agents;
+mod allergies;
+mod build;
+mod codes;
+mod consultations;
+mod diagnostics;
+mod medication;
+mod observations;
+mod problems;
+mod requests;
+
+use std::collections::{HashMap, HashSet};
+
+use fhir::{Bundle, BundleIndex, Patient, Resource};
+use hl7v3::datatypes::{CD, II};
+use hl7v3::ehr::{
+    AgentOrgSDS, CompositionComponent, EhrExtract, EhrFolder, FolderComponent, IdAct,
+    InFulfillmentOf, Limitation, OrgAuthor, OrgParticipation, OrganizationSDS, RecordTarget,
+    ResponsibleParty, Statement,
+};
+use hl7v3::message::{
+    AgentSystemSDS, CommunicationFunction, ControlActEvent, Device, Payload, Subject, SystemAuthor,
+    Transmission,
+};
+use hl7v3::{Interaction, Message};
+use uuid::Uuid;
+
+use crate::{Report, TranslateError, Unmapped};
+
+use build::*;
+
+/// The OID of ODS organisation codes in HL7 (`agentOrganizationSDS/id/@root`).
+pub const ODS_ROOT: &str = "1.2.826.0.1285.0.1.10";
+/// The OID of ASIDs in HL7 (`device/id/@root`).
+pub const ASID_ROOT: &str = "1.2.826.0.1285.0.2.0.107";
+/// The OID of NHS numbers in HL7.
+pub const NHS_NUMBER_ROOT: &str = "2.16.840.1.113883.2.1.4.1";
+
+/// What the translation needs beyond the Bundle: who sends to whom, and when.
+///
+/// Every field may be left `None`; see each for its default. Nothing here is read from a
+/// clock or the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToHl7Options {
+    /// The sending practice's ODS code. Default: the ODS code of the patient's
+    /// `managingOrganization`, else of the Bundle's first Organization that has one.
+    pub from_ods: Option<String>,
+    /// The requesting (new) practice's ODS code. Default: the sending practice's.
+    pub to_ods: Option<String>,
+    /// The sending system's ASID. Default: `000000000000` (unknown).
+    pub from_asid: Option<String>,
+    /// The requesting system's ASID. Default: `000000000000` (unknown).
+    pub to_asid: Option<String>,
+    /// The time the message is made, as an HL7 timestamp (`YYYYMMDDHHMMSS`). Default: the
+    /// Bundle's `meta.lastUpdated`; with neither, translation fails (this crate reads no
+    /// clock).
+    pub creation_time: Option<String>,
+    /// The message id (a UUID). Default: derived from the Bundle.
+    pub message_id: Option<String>,
+    /// The id of the EhrRequest this extract answers (a UUID). Default: derived from the
+    /// Bundle.
+    pub request_id: Option<String>,
+}
+
+/// The ASID written when none is known.
+pub const UNKNOWN_ASID: &str = "000000000000";
+
+/// Translates a GP Connect structured record into a GP2GP EhrExtract message.
+///
+/// Fails only when the Bundle cannot be an EhrExtract at all (no Patient, no NHS number,
+/// no time of creation, no ODS code for the sender); every item it cannot carry fully is a
+/// line in the [`Report`].
+pub fn bundle_to_extract(
+    bundle: &Bundle,
+    options: &ToHl7Options,
+) -> Result<(Message, Report), TranslateError> {
+    let patient = bundle
+        .resources_of::<Patient>()
+        .next()
+        .ok_or(TranslateError::NoPatient)?;
+    let nhs_number = patient
+        .nhs_number()
+        .filter(|n| !n.trim().is_empty())
+        .ok_or(TranslateError::NoNhsNumber)?
+        .trim()
+        .to_string();
+    let creation_time = match &options.creation_time {
+        Some(t) => t.clone(),
+        None => bundle
+            .meta
+            .as_ref()
+            .and_then(|m| m.last_updated.as_ref())
+            .and_then(hl7_ts)
+            .ok_or_else(|| {
+                TranslateError::Invalid(
+                    "no creation time: give one (an HL7 timestamp such as 20240131093000); the Bundle has no meta.lastUpdated to use instead".into(),
+                )
+            })?,
+    };
+    if let Err(e) = hl7v3::datatypes::check_timestamp(&creation_time) {
+        return Err(TranslateError::Invalid(format!(
+            "the creation time is not an HL7 timestamp: {e}"
+        )));
+    }
+
+    let mut ctx = Ctx::new(bundle, patient, &nhs_number);
+    for r in bundle.resources() {
+        ctx.report.read(r.resource_type());
+    }
+
+    let from_ods = match &options.from_ods {
+        Some(o) => o.clone(),
+        None => ctx.practice_ods().ok_or_else(|| {
+            TranslateError::Invalid(
+                "no ODS code for the sending practice: the patient's managingOrganization has none and no Organization in the Bundle has one; give it explicitly".into(),
+            )
+        })?,
+    };
+    let to_ods = options.to_ods.clone().unwrap_or_else(|| from_ods.clone());
+    let from_asid = options
+        .from_asid
+        .clone()
+        .unwrap_or_else(|| UNKNOWN_ASID.into());
+    let to_asid = options
+        .to_asid
+        .clone()
+        .unwrap_or_else(|| UNKNOWN_ASID.into());
+
+    agents::build_directory(&mut ctx);
+    // Resources carried inside others are claimed first, so that they are not also sent on
+    // their own: test results, specimens and comments inside reports, statements inside
+    // medication courses.
+    diagnostics::claim_report_parts(&mut ctx);
+    medication::claim_parts(&mut ctx);
+    let mut compositions = consultations::map_consultations(&mut ctx);
+    compositions.extend(consultations::map_non_consultation(&mut ctx));
+    problems::prune_links(&mut ctx, &mut compositions);
+
+    if compositions.is_empty() {
+        compositions.push(consultations::empty_record_composition(
+            &mut ctx,
+            &creation_time,
+        ));
+    }
+
+    let earliest = earliest_time(&compositions);
+    let folder = EhrFolder {
+        class_code: Some("FOLDER".into()),
+        mood_code: Some("EVN".into()),
+        id: ii(ctx.id("folder")),
+        status_code: cs("COMPLETE"),
+        effective_time: bx(hl7v3::datatypes::IVL_TS {
+            low: earliest.map(|e| bx_ts(&e)).or_else(|| nf_ts("UNK")),
+            ..Default::default()
+        }),
+        availability_time: ts(&creation_time),
+        author: bx(org_author(&from_ods, &creation_time)),
+        responsible_party: bx(ResponsibleParty {
+            type_code: Some("RESP".into()),
+            agent_directory: bx(std::mem::take(&mut ctx.directory)),
+            ..Default::default()
+        }),
+        component: compositions,
+        ..Default::default()
+    };
+
+    let extract = EhrExtract {
+        class_code: Some("EXTRACT".into()),
+        mood_code: Some("EVN".into()),
+        id: ii(ctx.id("extract")),
+        status_code: cs("COMPLETE"),
+        availability_time: ts(&creation_time),
+        record_target: bx(RecordTarget {
+            type_code: Some("RCT".into()),
+            patient: bx(hl7v3::ehr::Patient {
+                class_code: Some("PAT".into()),
+                id: bx(II::with_extension(NHS_NUMBER_ROOT, &nhs_number)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        author: bx(org_author(&from_ods, &creation_time)),
+        destination: bx(OrgParticipation {
+            type_code: Some("DST".into()),
+            agent_org_sds: bx(agent_org_sds(&to_ods)),
+            ..Default::default()
+        }),
+        component: vec![FolderComponent {
+            type_code: Some("COMP".into()),
+            ehr_folder: bx(folder),
+            ..Default::default()
+        }],
+        in_fulfillment_of: bx(InFulfillmentOf {
+            type_code: Some("FLFS".into()),
+            prior_ehr_request: bx(IdAct {
+                class_code: Some("EXTRACT".into()),
+                mood_code: Some("RQO".into()),
+                id: ii(options
+                    .request_id
+                    .clone()
+                    .unwrap_or_else(|| ctx.id("ehr-request"))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        limitation: bx(limitation(&ctx)),
+        ..Default::default()
+    };
+
+    let interaction = if ctx.confidential {
+        Interaction::EhrExtractConfidential
+    } else {
+        Interaction::EhrExtract
+    };
+    let mut transmission = Transmission {
+        id: ii(options
+            .message_id
+            .clone()
+            .unwrap_or_else(|| ctx.id("message"))),
+        creation_time: ts(&creation_time),
+        version_code: cs("V3NPfIT3.1.10"),
+        interaction_id: bx(II::with_extension(
+            hl7v3::datatypes::INTERACTION_ID_ROOT,
+            interaction.id(),
+        )),
+        processing_code: cs("P"),
+        processing_mode_code: cs("T"),
+        accept_ack_code: cs("NE"),
+        communication_function_rcv: vec![communication_function("RCV", &to_asid)],
+        communication_function_snd: bx(communication_function("SND", &from_asid)),
+        control_act_event: bx(ControlActEvent {
+            class_code: Some("CACT".into()),
+            mood_code: Some("EVN".into()),
+            author1: vec![SystemAuthor {
+                type_code: Some("AUT".into()),
+                agent_system_sds: bx(AgentSystemSDS {
+                    class_code: Some("AGNT".into()),
+                    agent_system_sds: bx(device(&from_asid)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            subject: bx(Subject {
+                type_code: Some("SUBJ".into()),
+                context_conduction_ind: Some("false".into()),
+                payload: Some(Payload::EhrExtract(Box::new(extract))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    transmission.extra.attrs.push(hl7v3::xml::Attribute::new(
+        "xmlns",
+        hl7v3::datatypes::HL7_NS,
+    ));
+    transmission.extra.attrs.push(hl7v3::xml::Attribute::new(
+        "xmlns:xsi",
+        hl7v3::datatypes::XSI_NS,
+    ));
+    let message = Message::new(interaction, transmission);
+    count_output(&message, &mut ctx.report);
+    Ok((message, ctx.report))
+}
+
+fn communication_function(type_code: &str, asid: &str) -> CommunicationFunction {
+    CommunicationFunction {
+        type_code: Some(type_code.into()),
+        device: bx(device(asid)),
+        ..Default::default()
+    }
+}
+
+fn device(asid: &str) -> Device {
+    Device {
+        class_code: Some("DEV".into()),
+        determiner_code: Some("INSTANCE".into()),
+        id: vec![II::with_extension(ASID_ROOT, asid)],
+        ..Default::default()
+    }
+}
+
+fn agent_org_sds(ods: &str) -> AgentOrgSDS {
+    AgentOrgSDS {
+        class_code: Some("AGNT".into()),
+        agent_organization_sds: bx(OrganizationSDS {
+            class_code: Some("ORG".into()),
+            determiner_code: Some("INSTANCE".into()),
+            id: bx(II::with_extension(ODS_ROOT, ods)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn org_author(ods: &str, time: &str) -> OrgAuthor {
+    OrgAuthor {
+        type_code: Some("AUT".into()),
+        time: ts(time),
+        agent_org_sds: bx(agent_org_sds(ods)),
+        ..Default::default()
+    }
+}
+
+fn limitation(ctx: &Ctx<'_>) -> Limitation {
+    let spec = hl7v3::xml::Element::new("limitingEhrExtractSpecification")
+        .with_attr("classCode", "OBS")
+        .with_attr("moodCode", "DEF")
+        .with_child(hl7v3::xml::Element::new("id").with_attr("root", ctx.id("limitation")))
+        .with_child(
+            hl7v3::xml::Element::new("code")
+                .with_attr("code", "37241000000102")
+                .with_attr("codeSystem", hl7v3::datatypes::SNOMED_CT)
+                .with_attr(
+                    "displayName",
+                    "Entire record available to originator (administrative concept)",
+                ),
+        );
+    Limitation {
+        type_code: Some("LIMIT".into()),
+        inversion_ind: Some("true".into()),
+        limiting_ehr_extract_specification: bx(spec),
+        ..Default::default()
+    }
+}
+
+/// The earliest composition time, for the folder's `effectiveTime/low`.
+fn earliest_time(compositions: &[CompositionComponent]) -> Option<String> {
+    compositions
+        .iter()
+        .filter_map(|c| c.ehr_composition.as_ref()?.effective_time.as_ref()?.start())
+        .map(str::to_string)
+        .min_by(|a, b| a.get(..8).unwrap_or(a).cmp(b.get(..8).unwrap_or(b)))
+}
+
+/// Counts what was written: compositions, statements by element name (compound
+/// statements also by class, `CompoundStatement:TOPIC`), and supplies.
+fn count_output(message: &Message, report: &mut Report) {
+    let Some(extract) = message.ehr_extract() else {
+        return;
+    };
+    if let Some(folder) = extract.folder() {
+        for _ in folder
+            .component
+            .iter()
+            .filter(|c| c.ehr_composition.is_some())
+        {
+            report.wrote("ehrComposition");
+        }
+    }
+    for s in extract.statements() {
+        report.wrote(s.element_name());
+        match s {
+            Statement::CompoundStatement(c) => {
+                let class = c.class_code.as_deref().unwrap_or("");
+                report.wrote(&format!("CompoundStatement:{class}"));
+            }
+            Statement::MedicationStatement(m) => {
+                for c in &m.component {
+                    if let Some(s) = &c.supply {
+                        report.wrote(s.element_name());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The state of one translation.
+pub(crate) struct Ctx<'a> {
+    pub bundle: &'a Bundle,
+    pub index: BundleIndex<'a>,
+    pub patient: &'a Patient,
+    ns: Uuid,
+    pub report: Report,
+    /// Whether any resource carries a `NOPAT` label (then the message is UK07).
+    pub confidential: bool,
+    /// The agent directory being built.
+    pub directory: hl7v3::ehr::AgentDirectory,
+    /// Agent ids by `Type/id` of the Practitioner or Organization.
+    pub agent_ids: HashMap<String, String>,
+    /// The agent used when a statement names none: the practice.
+    pub default_agent: String,
+    /// Resources already mapped (`Type/id`): each is mapped once.
+    pub consumed: HashSet<String>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(bundle: &'a Bundle, patient: &'a Patient, nhs_number: &str) -> Ctx<'a> {
+        let seed = format!(
+            "lloyd:gp2gp:{nhs_number}:{}:{}",
+            patient.id.as_deref().unwrap_or(""),
+            bundle.id.as_deref().unwrap_or("")
+        );
+        let ns = Uuid::new_v5(&Uuid::NAMESPACE_OID, seed.as_bytes());
+        let confidential = bundle.resources().any(|r| is_nopat(r.meta()));
+        Ctx {
+            bundle,
+            index: bundle.index(),
+            patient,
+            ns,
+            report: Report::default(),
+            confidential,
+            directory: hl7v3::ehr::AgentDirectory::default(),
+            agent_ids: HashMap::new(),
+            default_agent: String::new(),
+            consumed: HashSet::new(),
+        }
+    }
+
+    /// A UUID (upper case, as GP2GP writes them) derived from `key`.
+    pub fn id(&self, key: &str) -> String {
+        Uuid::new_v5(&self.ns, key.as_bytes())
+            .as_hyphenated()
+            .to_string()
+            .to_ascii_uppercase()
+    }
+
+    /// The id of the statement a resource becomes: `res_id("Observation", "1")`.
+    pub fn res_id(&self, ty: &str, id: &str) -> String {
+        self.id(&format!("{ty}/{id}"))
+    }
+
+    /// Marks a resource as mapped; false when it already was.
+    pub fn consume(&mut self, r: &Resource) -> bool {
+        self.consumed.insert(r.label())
+    }
+
+    pub fn is_consumed(&self, r: &Resource) -> bool {
+        self.consumed.contains(&r.label())
+    }
+
+    /// The practice's ODS code, from the patient's managing organization or the first
+    /// Organization with one.
+    fn practice_ods(&self) -> Option<String> {
+        let managing = self
+            .patient
+            .managing_organization
+            .as_ref()
+            .and_then(|r| self.index.resolve_as::<fhir::Organization>(r))
+            .and_then(|o| o.ods_code());
+        managing
+            .or_else(|| {
+                self.bundle
+                    .resources_of::<fhir::Organization>()
+                    .find_map(|o| o.ods_code())
+            })
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The `confidentialityCode` for a resource with a NOPAT label.
+    pub fn confidentiality(&self, meta: Option<&fhir::Meta>) -> Option<Box<CD>> {
+        is_nopat(meta).then(|| {
+            bx(CD::new(
+                "NOPAT",
+                "2.16.840.1.113883.4.642.3.47",
+                Some("no disclosure to patient, family or caregivers without attending provider's authorization"),
+            ))
+        })?
+    }
+
+    pub fn unmapped(&mut self, source: String, kind: &str, reason: impl Into<String>) {
+        self.report.unmapped.push(Unmapped {
+            source,
+            kind: kind.to_string(),
+            reason: reason.into(),
+        });
+    }
+}
+
+fn is_nopat(meta: Option<&fhir::Meta>) -> bool {
+    meta.is_some_and(|m| {
+        m.security
+            .iter()
+            .any(|c| c.code.as_deref() == Some("NOPAT"))
+    })
+}
+
+/// Maps one clinical resource to the statements it becomes (none for resources that are
+/// carried inside others or are not clinical statements). Marks it consumed.
+pub(crate) fn map_resource(ctx: &mut Ctx<'_>, r: &Resource) -> Vec<Statement> {
+    if !is_statement_resource(r) || !ctx.consume(r) {
+        return Vec::new();
+    }
+    match r {
+        Resource::AllergyIntolerance(a) => vec![allergies::map_allergy(ctx, a)],
+        Resource::Condition(c) => problems::map_condition(ctx, c),
+        Resource::MedicationRequest(m) => medication::map_medication_request(ctx, m),
+        Resource::MedicationStatement(m) => medication::map_orphan_statement(ctx, m),
+        Resource::Observation(o) => observations::map_observation(ctx, o),
+        Resource::Immunization(i) => vec![observations::map_immunization(ctx, i)],
+        Resource::DiagnosticReport(d) => vec![diagnostics::map_report(ctx, d)],
+        Resource::ReferralRequest(rr) => vec![requests::map_referral(ctx, rr)],
+        Resource::ProcedureRequest(p) => vec![requests::map_procedure_request(ctx, p)],
+        Resource::DocumentReference(d) => vec![requests::map_document(ctx, d)],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a resource becomes statements of its own.
+pub(crate) fn is_statement_resource(r: &Resource) -> bool {
+    matches!(
+        r,
+        Resource::AllergyIntolerance(_)
+            | Resource::Condition(_)
+            | Resource::MedicationRequest(_)
+            | Resource::MedicationStatement(_)
+            | Resource::Observation(_)
+            | Resource::Immunization(_)
+            | Resource::DiagnosticReport(_)
+            | Resource::ReferralRequest(_)
+            | Resource::ProcedureRequest(_)
+            | Resource::DocumentReference(_)
+    )
+}
+
+/// Resources that are structure or context rather than statements: they are carried in
+/// the agent directory, the compositions, or inside other statements.
+pub(crate) fn is_structural(r: &Resource) -> bool {
+    matches!(
+        r,
+        Resource::Patient(_)
+            | Resource::Organization(_)
+            | Resource::Practitioner(_)
+            | Resource::PractitionerRole(_)
+            | Resource::Location(_)
+            | Resource::List(_)
+            | Resource::Encounter(_)
+            | Resource::Medication(_)
+            | Resource::Specimen(_)
+    )
+}
