@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub mod synthetic;
 pub mod to_fhir;
 pub mod to_hl7;
 
