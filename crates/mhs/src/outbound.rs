@@ -192,7 +192,7 @@ async fn claim(inner: &Arc<Inner>, row: OutboundRow, now: i64) -> Option<Outboun
         OutboundState::Delivered(_) | OutboundState::Failed(_) => return None,
     };
     let timeout = i64::try_from(inner.config.attempt_timeout.as_millis()).unwrap_or(i64::MAX);
-    let lease = now.saturating_add(timeout).saturating_add(5_000);
+    let lease = now.saturating_add(timeout.saturating_mul(2));
     let attempt = flight.attempt;
     match db::transition(
         &inner.db,
