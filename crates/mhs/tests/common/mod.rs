@@ -160,3 +160,86 @@ pub fn ehr_request(n: usize) -> String {
         "x".repeat(200)
     )
 }
+
+/// A plain HTTP(S) exchange for tests: status, headers, body.
+pub async fn http_call(
+    client: &mhs::tls::HttpClient,
+    method: http::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<bytes::Bytes>,
+) -> Result<(http::StatusCode, http::HeaderMap, bytes::Bytes), String> {
+    use http_body_util::BodyExt;
+    let mut r = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let resp = client
+        .request(r.body(http_body_util::Full::new(body.into())).unwrap())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((parts.status, parts.headers, body))
+}
+
+/// A wire message (content type, body) to `to`, as another MHS would send it.
+pub fn wire_message(to: &str, message_id: &str) -> (String, Vec<u8>) {
+    let header = ebxml::MessageHeader {
+        from: ebxml::Party::spine("A-1"),
+        to: ebxml::Party::spine(to),
+        cpa_id: "S20001A000100".into(),
+        conversation_id: "CONV-W".into(),
+        service: ebxml::SERVICE_GP2GP.into(),
+        action: "RCMR_IN010000UK05".into(),
+        message_data: ebxml::MessageData {
+            message_id: message_id.into(),
+            timestamp: "2024-05-01T10:00:00Z".into(),
+            ref_to_message_id: None,
+            time_to_live: None,
+        },
+        duplicate_elimination: true,
+    };
+    let body = ebxml::OutboundMessage::builder(header)
+        .reliable()
+        .payload("payload@test", ehr_request(0))
+        .build(&ebxml::Limits::default())
+        .unwrap()
+        .into_body(ebxml::Boundary::random())
+        .unwrap();
+    let ct = body.content_type();
+    let mut wire = Vec::new();
+    body.write_to(&mut wire).unwrap();
+    (ct, wire)
+}
+
+/// Captures tracing output (for a current-thread test) into a buffer.
+#[derive(Clone, Default)]
+pub struct LogBuffer(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let me = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogWriter(me.clone()))
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+}
+
+pub struct LogWriter(LogBuffer);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
