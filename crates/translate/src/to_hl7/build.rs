@@ -34,13 +34,12 @@ pub(crate) fn nf_ts(flavor: &str) -> Option<Box<TS>> {
     })
 }
 
-/// An FHIR date as an HL7 timestamp: the clock time as written, no zone, at most four
-/// digits of fraction.
+/// An FHIR date as an HL7 timestamp: the clock time as written, to the second, no zone
+/// (as GP2GP systems write them; fractions of a second are dropped).
 pub(crate) fn hl7_ts(d: &DateTime) -> Option<String> {
     let mut s = d.to_hl7_ts()?;
     if let Some(dot) = s.find('.') {
-        let end = (dot + 5).min(s.len());
-        s.truncate(end);
+        s.truncate(dot);
     }
     Some(s)
 }

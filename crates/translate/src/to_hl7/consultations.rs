@@ -364,15 +364,7 @@ pub(crate) fn map_non_consultation(ctx: &mut Ctx<'_>) -> Vec<CompositionComponen
         if statements.is_empty() {
             continue;
         }
-        let medication = matches!(
-            r,
-            Resource::MedicationRequest(_) | Resource::MedicationStatement(_)
-        );
-        let code = if medication {
-            fixed("196391000000103", "Non-consultation medication data")
-        } else {
-            fixed("196401000000100", "Non-consultation data")
-        };
+        let code = non_consultation_code(r);
         let (start, availability) = times_of(&statements[0]);
         let author_ref = author_of(r);
         let author = agent_for(ctx, author_ref);
@@ -475,4 +467,22 @@ pub(crate) fn empty_record_composition(ctx: &mut Ctx<'_>, time: &str) -> Composi
             components: vec![component(note, false)],
         },
     )
+}
+
+/// The code of the composition around a resource recorded outside a consultation, as the
+/// NHS sending adaptor codes them.
+fn non_consultation_code(r: &Resource) -> CD {
+    let transaction = || fixed("109341000000100", "GP to GP communication transaction");
+    match r {
+        Resource::MedicationRequest(_) | Resource::MedicationStatement(_) => {
+            fixed("196391000000103", "Non-consultation medication data")
+        }
+        Resource::Condition(_) | Resource::DiagnosticReport(_) => transaction(),
+        Resource::Observation(o)
+            if super::observations::is_comment(o) || !o.component.is_empty() =>
+        {
+            transaction()
+        }
+        _ => fixed("196401000000100", "Non-consultation data"),
+    }
 }

@@ -16,7 +16,9 @@ use super::Ctx;
 use super::agents::agent_for_opt;
 use super::build::*;
 use super::codes::{fixed, fixed_with_text};
-use super::observations::{battery, is_comment, narrative, observation_statement};
+use super::observations::{
+    battery, comment_narrative, is_comment, narrative, observation_statement_with,
+};
 
 /// Marks what reports and test groups carry inside them, so that it is not also sent on
 /// its own: results (and their members), comments on them, specimens.
@@ -107,9 +109,6 @@ pub(crate) fn map_report(ctx: &mut Ctx<'_>, d: &DiagnosticReport) -> Statement {
         bundle
             .resources_of::<Observation>()
             .filter(|o| is_comment(o) && derived_from(ctx, o).as_deref() == Some(target))
-            .filter(|o| {
-                !result_labels.contains(&format!("Observation/{}", o.id.as_deref().unwrap_or("")))
-            })
             .collect()
     };
 
@@ -130,13 +129,16 @@ pub(crate) fn map_report(ctx: &mut Ctx<'_>, d: &DiagnosticReport) -> Statement {
     {
         report_text.push(format!("Report id: {acc}"));
     }
-    if !report_text.is_empty() {
+    if let Some(s) = d.status.as_deref() {
+        report_text.push(format!("Status: {s}"));
+    }
+    for (i, t) in report_text.iter().enumerate() {
         items.push(Statement::NarrativeStatement(Box::new(
             NarrativeStatement {
                 class_code: Some("OBS".into()),
                 mood_code: Some("EVN".into()),
-                id: ii(ctx.id(&format!("{label}#text"))),
-                text: text(&report_text.join("\n")),
+                id: ii(ctx.id(&format!("{label}#text{i}"))),
+                text: text(t),
                 status_code: cs("COMPLETE"),
                 availability_time: availability(issued.as_deref()),
                 confidentiality_code: conf.clone(),
@@ -263,13 +265,19 @@ fn result(ctx: &mut Ctx<'_>, o: &Observation, comments: &[&Observation]) -> Stat
     let oid = o.id.as_deref().unwrap_or("");
     let id = ctx.res_id("Observation", oid);
     let mut m = members(ctx, o);
-    m.extend(comments.iter().copied());
+    for c in comments {
+        if !m.iter().any(|x| std::ptr::eq(*x, *c)) {
+            m.push(c);
+        }
+    }
     let group = !members(ctx, o).is_empty() || !o.component.is_empty();
     if group {
         return battery(ctx, o, &id, &m);
     }
-    let obs = observation_statement(ctx, o, &ctx.id(&format!("Observation/{oid}#result")));
+    let obs =
+        observation_statement_with(ctx, o, &ctx.id(&format!("Observation/{oid}#result")), false);
     let mut items = vec![Statement::ObservationStatement(Box::new(obs.clone()))];
+    items.extend(comment_narrative(ctx, o));
     for c in comments {
         let cid = ctx.res_id("Observation", c.id.as_deref().unwrap_or(""));
         items.push(narrative(ctx, c, &cid));

@@ -169,6 +169,7 @@ pub fn bundle_to_extract(
     let mut compositions = consultations::map_consultations(&mut ctx);
     compositions.extend(consultations::map_non_consultation(&mut ctx));
     problems::prune_links(&mut ctx, &mut compositions);
+    check_carried(&mut ctx, &compositions);
 
     if compositions.is_empty() {
         compositions.push(consultations::empty_record_composition(
@@ -565,4 +566,57 @@ pub(crate) fn is_structural(r: &Resource) -> bool {
             | Resource::Medication(_)
             | Resource::Specimen(_)
     )
+}
+
+/// The safety net behind "nothing silently dropped": every clinical resource of the Bundle
+/// must have become a statement (by its id), or be carried by one (a course by its
+/// authorisation), or be in the report already. Anything else gets a report line.
+fn check_carried(ctx: &mut Ctx<'_>, compositions: &[CompositionComponent]) {
+    let mut ids = HashSet::new();
+    for c in compositions {
+        if let Some(comp) = &c.ehr_composition {
+            for sc in &comp.component {
+                if let Some(s) = &sc.statement {
+                    problems::collect_ids(s, &mut ids);
+                }
+            }
+        }
+    }
+    let reported: HashSet<String> = ctx
+        .report
+        .unmapped
+        .iter()
+        .map(|u| u.source.clone())
+        .collect();
+    let bundle = ctx.bundle;
+    for r in bundle.resources() {
+        if !is_statement_resource(r) {
+            if let Resource::Specimen(s) = r
+                && !ctx.is_consumed(r)
+            {
+                ctx.unmapped(
+                    r.label(),
+                    "Specimen",
+                    format!(
+                        "the specimen {} belongs to no DiagnosticReport, and GP2GP carries specimens only inside a report",
+                        s.id.as_deref().unwrap_or("")
+                    ),
+                );
+            }
+            continue;
+        }
+        let Some(id) = r.id() else {
+            ctx.unmapped(r.label(), r.resource_type(), "the resource has no id");
+            continue;
+        };
+        let carried = ids.contains(&ctx.res_id(r.resource_type(), id))
+            || (matches!(r, Resource::MedicationStatement(_)) && ctx.is_consumed(r));
+        if !carried && !reported.contains(&r.label()) {
+            ctx.unmapped(
+                r.label(),
+                r.resource_type(),
+                "the resource was not carried by any statement of the extract",
+            );
+        }
+    }
 }

@@ -126,13 +126,19 @@ pub(crate) fn battery(
         if let Some(i) = c.interpretation.as_ref().and_then(|i| i.text_or_display()) {
             notes.push(format!("Interpretation: {i}"));
         }
-        if let Some(d) = c
+        // A measurement not taken is said in words beside it (as the NHS adaptor does).
+        let absent = c
             .data_absent_reason
             .as_ref()
             .and_then(|d| d.text_or_display())
-        {
-            notes.push(format!("Data absent: {d}"));
-        }
+            .map(|d| {
+                let what = c
+                    .code
+                    .as_ref()
+                    .and_then(|k| k.text_or_display())
+                    .unwrap_or("Measurement");
+                format!("{what}: measurement absent: {d}")
+            });
         items.push(Statement::ObservationStatement(Box::new(
             ObservationStatement {
                 class_code: Some("OBS".into()),
@@ -155,23 +161,56 @@ pub(crate) fn battery(
                 ..ObservationStatement::default()
             },
         )));
+        if let Some(a) = absent {
+            items.push(Statement::NarrativeStatement(Box::new(
+                NarrativeStatement {
+                    class_code: Some("OBS".into()),
+                    mood_code: Some("EVN".into()),
+                    id: ii(ctx.id(&format!("{label}#component{i}-absent"))),
+                    text: text(&a),
+                    status_code: cs("COMPLETE"),
+                    availability_time: availability(issued.as_deref().or(start.as_deref())),
+                    confidentiality_code: conf.clone(),
+                    ..NarrativeStatement::default()
+                },
+            )));
+        }
+    }
+    if !members.is_empty() {
+        // A test group or a group of related entries: the group's own entry first (its
+        // value, interpretation, ranges), then its members, each comment beside its entry.
+        let self_id = ctx.id(&format!("{label}#self"));
+        items.push(Statement::ObservationStatement(Box::new(
+            observation_statement_with(ctx, o, &self_id, false),
+        )));
+        items.extend(comment_narrative(ctx, o));
     }
     for m in members {
         let mid = m.id.as_deref().unwrap_or("");
         let mid = ctx.res_id("Observation", mid);
-        let s = if is_comment(m) {
-            narrative(ctx, m, &mid)
+        if is_comment(m) {
+            items.push(narrative(ctx, m, &mid));
+        } else if !m.component.is_empty() {
+            // A blood pressure inside a group is a battery of its own.
+            items.push(battery(ctx, m, &mid, &[]));
         } else {
-            Statement::ObservationStatement(Box::new(observation_statement(ctx, m, &mid)))
-        };
-        items.push(s);
+            items.push(Statement::ObservationStatement(Box::new(
+                observation_statement_with(ctx, m, &mid, false),
+            )));
+            items.extend(comment_narrative(ctx, m));
+        }
     }
     let mut notes = Vec::new();
-    if let Some(v) = value_text(o.value.as_ref()) {
-        notes.push(format!("Value: {v}"));
-    }
-    if let Some(c) = o.comment.as_deref() {
-        notes.push(c.to_string());
+    if members.is_empty() {
+        if let Some(v) = value_text(o.value.as_ref()) {
+            notes.push(format!("Value: {v}"));
+        }
+        if let Some(c) = o.comment.as_deref() {
+            notes.push(c.to_string());
+        }
+        if let Some(i) = o.interpretation.as_ref().and_then(|i| i.text_or_display()) {
+            notes.push(format!("Interpretation: {i}"));
+        }
     }
     if !notes.is_empty() {
         items.push(Statement::NarrativeStatement(Box::new(
@@ -215,6 +254,38 @@ pub(crate) fn observation_statement(
     o: &Observation,
     id: &str,
 ) -> ObservationStatement {
+    observation_statement_with(ctx, o, id, true)
+}
+
+/// A result's comment as a `NarrativeStatement` of its own (as the NHS adaptor sends
+/// test result comments), when it has one.
+pub(crate) fn comment_narrative(ctx: &Ctx<'_>, o: &Observation) -> Option<Statement> {
+    let c = o.comment.as_deref().filter(|c| !c.trim().is_empty())?;
+    let oid = o.id.as_deref().unwrap_or("");
+    let (start, _) = choice_times(o.effective.as_ref());
+    let issued = o.issued.as_ref().and_then(hl7_ts);
+    Some(Statement::NarrativeStatement(Box::new(
+        NarrativeStatement {
+            class_code: Some("OBS".into()),
+            mood_code: Some("EVN".into()),
+            id: ii(ctx.id(&format!("Observation/{oid}#comment"))),
+            text: text(c),
+            status_code: cs("COMPLETE"),
+            availability_time: availability(issued.as_deref().or(start.as_deref())),
+            confidentiality_code: ctx.confidentiality(o.meta.as_ref()),
+            ..NarrativeStatement::default()
+        },
+    )))
+}
+
+/// Like [`observation_statement`]; `comment_inline` false leaves the comment out (the
+/// caller sends it as a [`comment_narrative`]).
+pub(crate) fn observation_statement_with(
+    ctx: &mut Ctx<'_>,
+    o: &Observation,
+    id: &str,
+    comment_inline: bool,
+) -> ObservationStatement {
     let oid = o.id.as_deref().unwrap_or("");
     let label = format!("Observation/{oid}");
     let code = concept(
@@ -247,7 +318,7 @@ pub(crate) fn observation_statement(
     if let Some(m) = o.method.as_ref().and_then(|b| b.text_or_display()) {
         notes.push(format!("Method: {m}"));
     }
-    if let Some(c) = o.comment.as_deref() {
+    if comment_inline && let Some(c) = o.comment.as_deref() {
         notes.push(c.to_string());
     }
     let performer = agent_for_opt(ctx, o.performer.first());

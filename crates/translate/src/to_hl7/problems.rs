@@ -211,7 +211,7 @@ pub(crate) fn prune_links(ctx: &mut Ctx<'_>, compositions: &mut [CompositionComp
     }
 }
 
-fn collect_ids(s: &Statement, ids: &mut HashSet<String>) {
+pub(crate) fn collect_ids(s: &Statement, ids: &mut HashSet<String>) {
     let mut stack = vec![s];
     while let Some(s) = stack.pop() {
         if let Some(id) = s.id().and_then(|i| i.root.clone()) {
