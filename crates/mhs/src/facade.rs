@@ -49,6 +49,17 @@ struct JsonExternal {
 }
 
 pub(crate) fn router(handle: MhsHandle) -> Router {
+    // JSON escaping can make a message at Spine's limit bigger than the message itself;
+    // the limits proper are checked on the ebXML message built from it.
+    let body_limit = usize::try_from(
+        handle
+            .inner
+            .config
+            .limits
+            .max_message_bytes
+            .saturating_mul(4),
+    )
+    .unwrap_or(usize::MAX);
     Router::new()
         .route("/", axum::routing::post(post))
         .route(
@@ -57,6 +68,7 @@ pub(crate) fn router(handle: MhsHandle) -> Router {
         )
         .route("/inbound", axum::routing::get(pull))
         .route("/inbound/{message_id}/ack", axum::routing::post(ack))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(handle)
 }
 
