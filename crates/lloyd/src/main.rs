@@ -29,6 +29,7 @@ enum Command {
     // Each line below registers one subcommand; keep one per line, in alphabetical order.
     Ebxml(commands::ebxml::Args),
     Inspect(commands::inspect::Args),
+    Serve(commands::serve::Args),
     Validate(commands::validate::Args),
 }
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Ebxml(args) => commands::ebxml::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Validate(args) => commands::validate::run(args),
     }
 }

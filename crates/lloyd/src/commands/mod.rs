@@ -1,4 +1,5 @@
 //! The subcommands, one module each.
 pub mod ebxml;
 pub mod inspect;
+pub mod serve;
 pub mod validate;

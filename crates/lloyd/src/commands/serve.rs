@@ -1,0 +1,308 @@
+//! `lloyd serve`: run Spine in a box — SDS, PDS, NEMS and MESH — on one HTTP port.
+//!
+//! Configuration comes from one TOML file (`--config`), then `LLOYD_*` environment
+//! variables, then `--listen`; every default works on one machine: `127.0.0.1:8080`, state in
+//! a SQLite file and payloads on disk under `./lloyd-data`. Each service is an axum router
+//! built by the `spine` crate and nested under its prefix; `/healthz` and `/metrics`
+//! (Prometheus) sit beside them. Logs go to stderr (`log` / `LLOYD_LOG`, a tracing filter).
+//! Once listening, one line `lloyd serve: listening on http://ADDR` goes to stdout. Ctrl-C
+//! or SIGTERM stops accepting, lets requests in flight finish, and exits 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use serde::Deserialize;
+
+/// Run Spine in a box (SDS, PDS, NEMS, MESH) over HTTP.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A TOML configuration file (every key optional; see the README).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Address to listen on.
+    listen: Option<String>,
+    /// Directory for the SQLite file and payloads.
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://…
+    database: Option<String>,
+    /// Where payloads (MESH bodies…) are kept; default DATA_DIR/payloads.
+    payload_dir: Option<PathBuf>,
+    /// The public URL clients reach this server at (for fullUrl, Location…).
+    base_url: Option<String>,
+    /// A tracing filter (`info`, `spine=debug,info`).
+    log: Option<String>,
+    #[serde(default)]
+    sds: spine::sds_config::SdsConfig,
+    #[serde(default)]
+    pds: spine::pds::PdsConfig,
+    #[serde(default)]
+    nems: spine::nems::NemsConfig,
+    #[serde(default)]
+    mesh: spine::mesh::MeshConfig,
+}
+
+/// How an environment variable's text becomes a TOML value.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Integer,
+    List,
+}
+
+/// The `LLOYD_*` variables `lloyd serve` reads: (variable, section, key, kind).
+const ENV: &[(&str, Option<&str>, &str, Kind)] = &[
+    ("LLOYD_LISTEN", None, "listen", Kind::Text),
+    ("LLOYD_DATA_DIR", None, "data_dir", Kind::Text),
+    ("LLOYD_DATABASE", None, "database", Kind::Text),
+    ("LLOYD_PAYLOAD_DIR", None, "payload_dir", Kind::Text),
+    ("LLOYD_BASE_URL", None, "base_url", Kind::Text),
+    ("LLOYD_LOG", None, "log", Kind::Text),
+    ("LLOYD_SDS_DIRECTORY", Some("sds"), "directory", Kind::Text),
+    (
+        "LLOYD_PDS_RATE_LIMIT_PER_SECOND",
+        Some("pds"),
+        "rate_limit_per_second",
+        Kind::Integer,
+    ),
+    (
+        "LLOYD_NEMS_RETRY_INTERVAL_SECS",
+        Some("nems"),
+        "retry_interval_secs",
+        Kind::Integer,
+    ),
+    (
+        "LLOYD_NEMS_MAX_ATTEMPTS",
+        Some("nems"),
+        "max_attempts",
+        Kind::Integer,
+    ),
+    (
+        "LLOYD_MESH_MAX_MESSAGE_BYTES",
+        Some("mesh"),
+        "max_message_bytes",
+        Kind::Integer,
+    ),
+    (
+        "LLOYD_MESH_MAILBOXES",
+        Some("mesh"),
+        "mailboxes",
+        Kind::List,
+    ),
+];
+
+fn load_config(
+    file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, String> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the configuration {}: {e}", path.display()))?;
+            text.parse::<toml::Table>()
+                .map_err(|e| format!("{} is not valid TOML: {e}", path.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    for (var, section, key, kind) in ENV {
+        let Some(text) = env(var) else { continue };
+        let value = match kind {
+            Kind::Text => toml::Value::String(text),
+            Kind::Integer => toml::Value::Integer(
+                text.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("{var}={text} is not a whole number"))?,
+            ),
+            Kind::List => toml::Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+        };
+        let target = match section {
+            None => &mut table,
+            Some(s) => match table
+                .entry(s.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
+                toml::Value::Table(t) => t,
+                _ => return Err(format!("[{s}] in the configuration must be a table")),
+            },
+        };
+        target.insert(key.to_string(), value);
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| format!("the configuration is not valid: {e}"))
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> ExitCode {
+    let config = match load_config(args.config.as_deref(), |v| std::env::var(v).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lloyd serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(config.log.as_deref().unwrap_or("info"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lloyd serve: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, args.listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lloyd serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String> {
+    let listen = listen_flag
+        .or(config.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let data_dir = config
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./lloyd-data"));
+    let database = config
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("lloyd.db").display()));
+    let payload_dir = config
+        .payload_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("payloads"));
+
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot start the metrics recorder: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let base_url = config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+
+    let db = store::Database::open(&database)
+        .await
+        .map_err(|e| e.to_string())?;
+    let payloads = store::PayloadStore::on_disk(&payload_dir).map_err(|e| e.to_string())?;
+    let clock: clock::SharedClock = Arc::new(clock::SystemClock);
+    let spine_config = spine::Config {
+        sds: config.sds.clone(),
+        pds: config.pds.clone(),
+        nems: config.nems.clone(),
+        mesh: config.mesh.clone(),
+    };
+    let spine = spine::Spine::start(db.clone(), payloads, clock, &spine_config, &base_url)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
+        // The Spine services: /sds, /pds, /nems, /mesh.
+        .merge(spine.router());
+    // Seam: the message relay (`/reliablemessaging/forwardreliable`) and the national
+    // message log, built on the `mhs` crate, are nested here the same way, e.g.
+    // `.nest("/reliablemessaging", relay::router(relay_state))`, sharing `db` and the clock.
+
+    tracing::info!(%addr, %database, "lloyd serve started");
+    println!("lloyd serve: listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("the server failed: {e}"))?;
+    db.close().await;
+    tracing::info!("lloyd serve stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_the_file_and_typos_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lloyd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[pds]\nrate_limit_per_second = 5\n",
+        )
+        .unwrap();
+        let env = |v: &str| match v {
+            "LLOYD_PDS_RATE_LIMIT_PER_SECOND" => Some("7".to_string()),
+            "LLOYD_MESH_MAILBOXES" => Some("A1, B2".to_string()),
+            _ => None,
+        };
+        let c = load_config(Some(&path), env).unwrap();
+        assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(c.pds.rate_limit_per_second, 7);
+        assert_eq!(c.mesh.mailboxes, vec!["A1", "B2"]);
+        assert_eq!(c.nems.max_attempts, 10);
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        assert!(load_config(Some(&path), |_| None).is_err());
+        let bad = |v: &str| (v == "LLOYD_NEMS_MAX_ATTEMPTS").then(|| "many".to_string());
+        assert!(load_config(None, bad).is_err());
+    }
+}
