@@ -30,6 +30,7 @@ enum Command {
     Ebxml(commands::ebxml::Args),
     Inspect(commands::inspect::Args),
     Serve(commands::serve::Args),
+    Translate(commands::translate::Args),
     Validate(commands::validate::Args),
 }
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Ebxml(args) => commands::ebxml::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Translate(args) => commands::translate::run(args),
         Command::Validate(args) => commands::validate::run(args),
     }
 }

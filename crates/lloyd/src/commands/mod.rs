@@ -2,4 +2,5 @@
 pub mod ebxml;
 pub mod inspect;
 pub mod serve;
+pub mod translate;
 pub mod validate;
