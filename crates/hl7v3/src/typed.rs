@@ -50,7 +50,6 @@ pub struct Content<'a> {
     /// Text read but not yet placed; borrowed from the input until it must be owned, so
     /// that indentation, which is nearly always dropped, never costs an allocation.
     pending: Option<Cow<'a, str>>,
-    last_is_markup: bool,
     seen_element: bool,
     /// Indices of whitespace-only texts kept while no element had been seen; an element
     /// arriving later means they were indentation after all.
@@ -60,9 +59,10 @@ pub struct Content<'a> {
 impl<'a> Content<'a> {
     /// A piece of text.
     pub fn text(&mut self, piece: Cow<'a, str>) {
+        // Pieces (text split by references) are merged first: whether a text node is only
+        // indentation is a question about the whole node, never about one piece of it.
         match &mut self.pending {
             Some(p) => p.to_mut().push_str(&piece),
-            None if self.last_is_markup && is_blank(&piece) => {}
             None => self.pending = Some(piece),
         }
     }
@@ -84,7 +84,6 @@ impl<'a> Content<'a> {
     /// A child element starts: call before reading it.
     pub fn element(&mut self, extra: &mut Extra) {
         self.flush(extra, true);
-        self.last_is_markup = true;
         if !self.seen_element {
             self.seen_element = true;
             if !self.tentative.is_empty() {
@@ -116,7 +115,6 @@ impl<'a> Content<'a> {
         self.flush(extra, false);
         extra.children.push((self.idx, Node::Comment(c)));
         self.idx += 1;
-        self.last_is_markup = true;
     }
 
     /// The element ends.

@@ -379,6 +379,20 @@ impl<'a> EventReader<'a> {
                 offset: e.valid_up_to() as u64,
             })?,
         };
+        // XML 1.0 allows no control characters but tab, line feed and carriage return
+        // (§2.2), not even escaped: a NUL is never part of a message.
+        if let Some(at) = text
+            .bytes()
+            .position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+        {
+            return Err(XmlError::Syntax {
+                message: format!(
+                    "control character U+{:04X} at byte {at}: XML does not allow it anywhere",
+                    text.as_bytes()[at]
+                ),
+                offset: at as u64,
+            });
+        }
         // A byte-order mark is allowed before the declaration.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let bom = (input.len() - text.len()) as u64;
@@ -632,25 +646,39 @@ impl<'a> EventReader<'a> {
         if empty {
             return Ok(e);
         }
+        // Text pieces (split by references and CDATA) are merged into one node before
+        // anything is decided about it.
+        let mut pending: Option<Cow<'_, str>> = None;
+        let mut has_element = false;
+        let flush = |e: &mut Element, pending: &mut Option<Cow<'_, str>>, has_element: bool| {
+            if let Some(t) = pending.take() {
+                // Indentation in element content is dropped (see `tidy_whitespace`); when
+                // an element child is already here, it is dropped before it costs anything.
+                if !(has_element && t.bytes().all(|b| b.is_ascii_whitespace())) {
+                    e.children.push(Node::Text(t.into_owned()));
+                }
+            }
+        };
         loop {
             match self.next_event()? {
                 Ev::Start(s, empty, off) => {
+                    flush(&mut e, &mut pending, has_element);
                     let child = self.element(&s, empty, off)?;
                     e.children.push(Node::Element(child));
+                    has_element = true;
                 }
-                Ev::Text(t) => {
-                    match e.children.last_mut() {
-                        // Adjacent text (split by references or CDATA) becomes one node.
-                        Some(Node::Text(prev)) => prev.push_str(&t),
-                        // Indentation after an element carries no meaning (see
-                        // `tidy_whitespace`): drop it before it costs an allocation.
-                        Some(Node::Element(_) | Node::Comment(_))
-                            if t.bytes().all(|b| b.is_ascii_whitespace()) => {}
-                        _ => e.children.push(Node::Text(t.into_owned())),
-                    }
+                Ev::Text(t) => match &mut pending {
+                    Some(p) => p.to_mut().push_str(&t),
+                    None => pending = Some(t),
+                },
+                Ev::Comment(c) => {
+                    flush(&mut e, &mut pending, has_element);
+                    e.children.push(Node::Comment(c));
                 }
-                Ev::Comment(c) => e.children.push(Node::Comment(c)),
-                Ev::End => break,
+                Ev::End => {
+                    flush(&mut e, &mut pending, has_element);
+                    break;
+                }
                 Ev::Eof => {
                     return Err(XmlError::Truncated {
                         open: innermost_open(&e),

@@ -188,6 +188,10 @@ fn the_fast_reader_agrees_with_the_tree_reader_on_awkward_content() {
         "<MCCI_IN010000UK13>  &amp; <!--c-->  <id root=\"X\"/>tail</MCCI_IN010000UK13>",
         "<MCCI_IN010000UK13> <!--c--> </MCCI_IN010000UK13>",
         "<MCCI_IN010000UK13><id root=\"X\"/><id root=\"Y\"/><creationTime value=\"2020\"> x </creationTime></MCCI_IN010000UK13>",
+        // Found by the fuzzer: indentation before escaped text belongs to that text.
+        "<MCCI_IN010000UK13><id root=\"X\"/>\n    &gt;acceptAckCode\n  <id root=\"Y\"/></MCCI_IN010000UK13>",
+        "<MCCI_IN010000UK13><id root=\"X\"/>\n    >acceptAckCode\n  <id root=\"Y\"/></MCCI_IN010000UK13>",
+        "<MCCI_IN010000UK13><id root=\"X\"/>  <![CDATA[ ]]>  <!--c-->  &#32;</MCCI_IN010000UK13>",
         "<hl7:COPC_IN000001UK01 xmlns:hl7=\"urn:hl7-org:v3\"><hl7:id root=\"X\"/><other:id xmlns:other=\"o\"/></hl7:COPC_IN000001UK01>",
     ];
     for case in cases {

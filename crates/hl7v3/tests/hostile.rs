@@ -178,6 +178,24 @@ fn every_truncation_of_a_real_message_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn control_characters_are_refused_wherever_they_are() {
+    for bad in [
+        &b"<MCCI_IN010000UK13><id root=\"2.16\x00.840\"/></MCCI_IN010000UK13>"[..],
+        b"<MCCI_IN010000UK13>text\x01</MCCI_IN010000UK13>",
+        b"<MCCI_IN010000UK13\x1f/>",
+    ] {
+        let (tree, msg) = both(bad);
+        assert!(
+            matches!(tree, Err(XmlError::Syntax { ref message, .. }) if message.contains("control character")),
+            "{tree:?}"
+        );
+        assert!(msg.is_err());
+    }
+    // Tab, line feed and carriage return are allowed.
+    assert!(xml::parse(b"<MCCI_IN010000UK13>\t\r\n</MCCI_IN010000UK13>").is_ok());
+}
+
+#[test]
 fn malformed_markup_is_reported_not_guessed() {
     for bad in [
         "<MCCI_IN010000UK13><id root=\"a\" root=\"b\"/></MCCI_IN010000UK13>",
