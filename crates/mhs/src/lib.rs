@@ -1,4 +1,137 @@
-//! DOCS-PLACEHOLDER
+//! Reliable ebXML messaging: Lloyd's MHS (Message Handling Server).
+//!
+//! # Forward-reliable messaging, for a newcomer
+//!
+//! GP2GP messages cross Spine one HTTP POST at a time. The network may drop a connection,
+//! a server may restart, an answer may be lost after the message arrived. *Forward-
+//! reliable* messaging (ebXML's "reliable messaging", as Spine uses it) makes each hop
+//! safe anyway, with three promises:
+//!
+//! 1. **The sender persists first.** [`MhsHandle::send`] writes the message, in its final
+//!    wire form, to the database and the payload store *before* anything is sent, and
+//!    returns its MessageId only then. A crash after that loses nothing: the next start
+//!    picks the message up.
+//! 2. **The receiver acknowledges what it has persisted.** The receiving MHS answers the
+//!    same HTTP exchange with an `eb:Acknowledgment` only once the message is on its disk;
+//!    from then on the message is its responsibility. Until an acknowledgment arrives the
+//!    sender retries, every `nhsMHSRetryInterval`, at most `nhsMHSRetries` times, within
+//!    `nhsMHSPersistDuration` — the destination's reliability settings from SDS.
+//! 3. **The receiver drops duplicates.** Retries mean the same message can arrive twice
+//!    (the acknowledgment of the first copy may be the thing that was lost). The receiver
+//!    remembers every MessageId for the persist duration; a duplicate is acknowledged
+//!    again — the sender needs to hear it — but not delivered again.
+//!
+//! Together: every message is delivered to the next hop at least once, and handed to the
+//! consumer there once.
+//!
+//! # An outbound message's life
+//!
+//! The states are types in [`state`] (each transition consumes the state it leaves, so an
+//! impossible one does not compile) and rows in the `mhs_outbound` table:
+//!
+//! ```text
+//! send() ─► Pending ─start─► InFlight ─acknowledged─► Delivered
+//!                             │  │  └─rejected (ErrorList, client fault)─► Failed
+//!                transient /  │  └─transient / abandoned, nothing left─► Failed
+//!              abandoned, ◄───┘
+//!              retries left
+//!                  ▼
+//!              Retrying ─start (after the interval)─► InFlight
+//! ```
+//!
+//! - *transient*: no connection, the connection closed before the answer, no answer in
+//!   `attempt_timeout`, a `SOAP:Server` fault, an HTTP 5xx without an ebXML answer;
+//! - *rejected*: an `eb:ErrorList` or a `SOAP:Client` fault — the receiver read the
+//!   message and will not take it, so sending it again cannot help;
+//! - *abandoned*: the process running the attempt died (its lease on the row ran out);
+//!   another start, or another process on the same database, takes it over.
+//!
+//! A row changes state only by compare-and-set on (state, attempts), so several processes
+//! can share one PostgreSQL outbox without sending a message twice at once.
+//! [`MhsHandle::status`] and [`MhsHandle::wait_final`] answer where a message is.
+//!
+//! # The inbound pipeline
+//!
+//! `POST /` on the inbound endpoint ([`MhsHandle::inbound_router`], served by [`serve`]
+//! over mutual TLS):
+//!
+//! 1. **TLS**: the client must present a certificate signed by the configured CA, or the
+//!    handshake fails (logged, counted) before any HTTP is read. The peer's
+//!    [`PeerIdentity`] is in the request's extensions and stored with the message.
+//! 2. **Limits**: the body is read up to `Limits::max_message_bytes` (~5 MB); more is a
+//!    `SOAP:Client` fault with `MimeProblem` (HTTP 500).
+//! 3. **Parse**: `ebxml::Message::parse`; a message whose header cannot be read is a SOAP
+//!    fault with the code `ebxml::Error::error_code` gives (HTTP 500).
+//! 4. **Validate**: `eb:To/eb:PartyId` must be this MHS's party key, CPAId, ConversationId
+//!    and MessageId present, Service an NHS service, Action an interaction id, the manifest
+//!    consistent with the parts; otherwise an `eb:ErrorList` message (`MessageError`,
+//!    HTTP 500) naming each problem and where.
+//! 5. **De-duplicate and persist**: a MessageId already in the inbox is a duplicate:
+//!    acknowledged again, not stored or delivered again. A new one is written to the
+//!    payload store and the `mhs_inbound` table (queued). If storing fails the answer is a
+//!    `SOAP:Server` fault, which senders retry.
+//! 6. **Acknowledge**: `eb:Acknowledgment` (HTTP 200).
+//!
+//! Nothing is stored for a refused message.
+//!
+//! # The consumer contract
+//!
+//! The local consumer (the GP2GP services, or a GP system through the pull API or the
+//! webhook) drains the inbox: [`MhsHandle::next_inbound`] hands out the oldest waiting
+//! message and *leases* it for `inbound_lease`; [`MhsHandle::ack_inbound`] marks it
+//! consumed. Delivery is **at least once**: if the consumer (or the whole process) dies
+//! between taking a message and acknowledging it, the lease runs out and the message is
+//! handed out again, with [`InboundMessage::delivery`] counting up. The consumer must
+//! therefore be **idempotent on the MessageId** (GP2GP's own rules already require
+//! ignoring a duplicate request or fragment). Acknowledge only once the message's effects
+//! are durable. A message is never handed to two consumers at once while its lease runs.
+//! The network side is de-duplicated by the MHS, so the only repeats a consumer can see
+//! are these re-deliveries.
+//!
+//! # Routing and limits
+//!
+//! [`Route::Sds`] looks the destination up in SDS ([`sds`]): address, party key, CPA id
+//! and reliability settings, cached for `cache_ttl`; anything but exactly one answer is an
+//! [`SdsError`], GP2GP reason code 24 ([`Error::reason_code`]). Spine's limits
+//! (`ebxml::Limits`: payload ≤ 5,000,000 characters, ≤ 98 inline attachments, whole
+//! message ≈ 5 MB) are enforced when sending (nothing is persisted) and when receiving.
+//!
+//! # The NHS MHS adaptor's REST facade
+//!
+//! [`MhsHandle::facade_router`]: `POST /` with `Interaction-Id`, `wait-for-response`,
+//! `Correlation-Id`, `Message-Id`, `from-asid`, `ods-code` and the JSON body
+//! `{payload, attachments, external_attachments}` answers 202 once the next hop
+//! acknowledged, 400/415/500 otherwise; `GET /healthcheck`. Inbound messages, in the
+//! adaptor's JSON shape (`{ebXML, payload, attachments, external_attachments}`,
+//! [`AdaptorInbound`]), are pulled with `GET /inbound` (204 when none) and acknowledged
+//! with `POST /inbound/{message_id}/ack`, or POSTed to a webhook (`MhsConfig::webhook`).
+//!
+//! # Observability
+//!
+//! Spans `mhs.send`, `mhs.attempt`, `mhs.receive`, `mhs.facade`, `mhs.webhook` carry
+//! `conversation_id` and `message_id`. Counters (`metrics`): `mhs_messages_sent_total`,
+//! `mhs_messages_received_total`, `mhs_messages_retried_total`,
+//! `mhs_messages_failed_total`, `mhs_duplicates_total`, `mhs_messages_rejected_total`
+//! (label `code`), `mhs_tls_handshakes_refused_total`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mhs::Error> {
+//! use std::sync::Arc;
+//! use mhs::{Mhs, MhsConfig, Outbound, Route};
+//!
+//! let db = store::Database::open("sqlite://lloyd/mhs.db").await?;
+//! let payloads = store::PayloadStore::on_disk(std::path::Path::new("lloyd/payloads"))?;
+//! let mut config = MhsConfig::new("A91234-9199121", "A91234");
+//! config.listen = Some("127.0.0.1:7080".parse().map_err(|e| mhs::Error::Config(format!("{e}")))?);
+//! let mhs = Mhs::start(config, db, payloads, Arc::new(clock::SystemClock)).await?;
+//! # let route = Route::Sds { ods_code: "B86041".into() };
+//! let id = mhs.send(Outbound::gp2gp(route, "RCMR_IN010000UK05", "CONVERSATION-ID", "<RCMR_IN010000UK05/>")).await?;
+//! let inbound = mhs.next_inbound().await?;
+//! mhs.ack_inbound(&inbound.message_id).await?;
+//! # let _ = id; Ok(()) }
+//! ```
 
 mod db;
 mod error;
