@@ -153,7 +153,8 @@ impl<'a> Ctx<'a> {
             .filter(|n| !n.is_empty())
             .map(|name| {
                 let id = format!("loc-{}", hash_hex(&name));
-                if self.claim("Location", id.clone()) == id {
+                if self.locations.insert(id.clone()) {
+                    let id = self.claim("Location", id.clone());
                     self.push(
                         Location {
                             id: Some(id.clone()),

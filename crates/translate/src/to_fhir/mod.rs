@@ -226,6 +226,7 @@ impl<'m> Index<'m> {
             .filter_map(|c| c.ehr_composition.as_deref())
         {
             let mut in_comp = HashSet::new();
+            let mut here = Vec::new();
             let mut stack: Vec<&Statement> = comp
                 .component
                 .iter()
@@ -240,15 +241,15 @@ impl<'m> Index<'m> {
                     Statement::CompoundStatement(c) => {
                         stack.extend(c.component.iter().filter_map(|sc| sc.statement.as_ref()));
                     }
-                    Statement::LinkSet(l) => linksets.push((l, comp)),
+                    Statement::LinkSet(l) => {
+                        linksets.push(l);
+                        here.push(l);
+                    }
                     Statement::MedicationStatement(m) => medication::prescan(m, &mut ix),
                     _ => {}
                 }
             }
-            for (l, c) in &linksets {
-                if !std::ptr::eq(*c, comp) {
-                    continue;
-                }
+            for l in here {
                 if let Some(named) = l
                     .condition_named
                     .as_ref()
@@ -261,7 +262,7 @@ impl<'m> Index<'m> {
                 }
             }
         }
-        for (l, _) in &linksets {
+        for l in &linksets {
             let Some(me) = l.id.as_ref().and_then(|i| ii_key(i)) else {
                 continue;
             };
@@ -328,6 +329,8 @@ pub(crate) struct Ctx<'a> {
     pub linksets: Vec<(&'a hl7v3::ehr::LinkSet, Scope)>,
     /// Medication dedupe: key → `Medication/…`.
     pub medications: HashMap<String, String>,
+    /// Locations already written (by id).
+    pub locations: HashSet<String>,
     /// The sending practice (`Organization/…`).
     pub source_org: Option<String>,
     /// The extract's availability time (fallback for asserted dates).
@@ -347,6 +350,7 @@ impl<'a> Ctx<'a> {
             produced: HashMap::new(),
             linksets: Vec::new(),
             medications: HashMap::new(),
+            locations: HashSet::new(),
             source_org: None,
             extract_time: extract
                 .availability_time

@@ -108,7 +108,26 @@ pub struct Items {
     pub counts: BTreeMap<String, usize>,
     pub codes: std::collections::BTreeSet<String>,
     pub dates: std::collections::BTreeSet<String>,
+    /// Each SNOMED CT coding that has a concept id: its ids (concept, description).
+    pub codings: Vec<Vec<String>>,
+    /// Description ids of SNOMED CT codings that carry no concept id.
+    pub description_only: std::collections::BTreeSet<String>,
+    /// Dates of clinical elements only (effective, onset, asserted, authored, issued…).
+    pub clinical_dates: std::collections::BTreeSet<String>,
 }
+
+const CLINICAL_DATE_KEYS: &[&str] = &[
+    "effectiveDateTime",
+    "onsetDateTime",
+    "abatementDateTime",
+    "assertedDate",
+    "authoredOn",
+    "collectedDateTime",
+    "occurrenceDateTime",
+    "created",
+    "start",
+    "end",
+];
 
 pub const CLINICAL: &[&str] = &[
     "AllergyIntolerance",
@@ -184,10 +203,13 @@ fn walk(v: &serde_json::Value, it: &mut Items) {
                     ("valueId", serde_json::Value::String(c)) => {
                         it.codes.insert(c.clone());
                     }
-                    (_, serde_json::Value::String(s)) => {
+                    (key, serde_json::Value::String(s)) => {
                         if looks_like_date(s)
                             && let Some(d) = date_digits(s)
                         {
+                            if CLINICAL_DATE_KEYS.contains(&key) {
+                                it.clinical_dates.insert(d.clone());
+                            }
                             it.dates.insert(d);
                         }
                     }
