@@ -52,6 +52,35 @@ struct Config {
     nems: spine::nems::NemsConfig,
     #[serde(default)]
     mesh: spine::mesh::MeshConfig,
+    /// A message handler beside Spine: reliable ebXML in and out, and the NHS MHS
+    /// adaptor's REST facade for a GP system. Off unless `party_key` is set.
+    #[serde(default)]
+    mhs: MhsSection,
+}
+
+/// `[mhs]`: the practice-side message handler.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MhsSection {
+    /// This handler's party key (`ODS-NNNNNNN`); setting it turns the handler on.
+    party_key: Option<String>,
+    /// The organisation it serves (default: the party key's ODS part).
+    ods_code: Option<String>,
+    /// This system's ASID.
+    asid: Option<String>,
+    /// Inbound ebXML (mutual TLS unless loopback). Default 127.0.0.1:8443.
+    listen: Option<String>,
+    /// The MHS adaptor REST facade for the GP system. Default 127.0.0.1:8081.
+    facade_listen: Option<String>,
+    /// PEM files for mutual TLS: this system's certificate chain, its key, and the CA that
+    /// signs its peers. Required unless both addresses are loopback.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    /// The SDS FHIR API to route by (default: this server's own `/sds`).
+    sds_url: Option<String>,
+    /// POST inbound messages (adaptor JSON) here instead of waiting to be pulled.
+    webhook: Option<String>,
 }
 
 /// How an environment variable's text becomes a TOML value.
@@ -101,7 +130,85 @@ const ENV: &[(&str, Option<&str>, &str, Kind)] = &[
         "mailboxes",
         Kind::List,
     ),
+    ("LLOYD_MHS_PARTY_KEY", Some("mhs"), "party_key", Kind::Text),
+    ("LLOYD_MHS_ODS_CODE", Some("mhs"), "ods_code", Kind::Text),
+    ("LLOYD_MHS_ASID", Some("mhs"), "asid", Kind::Text),
+    ("LLOYD_MHS_LISTEN", Some("mhs"), "listen", Kind::Text),
+    (
+        "LLOYD_MHS_FACADE_LISTEN",
+        Some("mhs"),
+        "facade_listen",
+        Kind::Text,
+    ),
+    ("LLOYD_MHS_TLS_CERT", Some("mhs"), "tls_cert", Kind::Text),
+    ("LLOYD_MHS_TLS_KEY", Some("mhs"), "tls_key", Kind::Text),
+    ("LLOYD_MHS_TLS_CA", Some("mhs"), "tls_ca", Kind::Text),
+    ("LLOYD_MHS_SDS_URL", Some("mhs"), "sds_url", Kind::Text),
+    ("LLOYD_MHS_WEBHOOK", Some("mhs"), "webhook", Kind::Text),
 ];
+
+/// Starts the message handler `[mhs]` describes, if it describes one.
+async fn start_mhs(
+    section: &MhsSection,
+    own_base_url: &str,
+    db: &store::Database,
+    payloads: &store::PayloadStore,
+    clock: &clock::SharedClock,
+) -> Result<Option<mhs::Mhs>, String> {
+    let Some(party_key) = section.party_key.clone() else {
+        return Ok(None);
+    };
+    let party = nhsid::PartyKey::parse(&party_key).map_err(|e| format!("[mhs] party_key: {e}"))?;
+    let ods = match &section.ods_code {
+        Some(o) => o.clone(),
+        None => party
+            .as_str()
+            .split_once('-')
+            .map(|(o, _)| o.to_string())
+            .unwrap_or_default(),
+    };
+    let addr = |text: &Option<String>, default: &str, what: &str| -> Result<SocketAddr, String> {
+        let t = text.as_deref().unwrap_or(default);
+        t.parse()
+            .map_err(|_| format!("[mhs] {what} '{t}' is not an address like 127.0.0.1:8443"))
+    };
+    let mut cfg = mhs::MhsConfig::new(party.as_str(), ods);
+    cfg.asid = section.asid.clone();
+    cfg.listen = Some(addr(&section.listen, "127.0.0.1:8443", "listen")?);
+    cfg.facade_listen = Some(addr(
+        &section.facade_listen,
+        "127.0.0.1:8081",
+        "facade_listen",
+    )?);
+    cfg.webhook = section.webhook.clone();
+    cfg.sds = Some(mhs::SdsConfig {
+        base_url: section
+            .sds_url
+            .clone()
+            .unwrap_or_else(|| format!("{own_base_url}/sds")),
+        api_key: None,
+        cache_ttl: std::time::Duration::from_secs(300),
+    });
+    cfg.tls = match (&section.tls_cert, &section.tls_key, &section.tls_ca) {
+        (None, None, None) => None,
+        (Some(cert), Some(key), Some(ca)) => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("[mhs] cannot read {}: {e}", p.display()))
+            };
+            Some(mhs::TlsConfig {
+                cert_chain_pem: read(cert)?,
+                key_pem: read(key)?,
+                ca_pem: read(ca)?,
+            })
+        }
+        _ => return Err("[mhs] mutual TLS needs all three of tls_cert, tls_key and tls_ca".into()),
+    };
+    let started = mhs::Mhs::start(cfg, db.clone(), payloads.clone(), clock.clone())
+        .await
+        .map_err(|e| format!("cannot start the message handler: {e}"))?;
+    Ok(Some(started))
+}
 
 fn load_config(
     file: Option<&Path>,
@@ -227,9 +334,16 @@ async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String
         nems: config.nems.clone(),
         mesh: config.mesh.clone(),
     };
-    let spine = spine::Spine::start(db.clone(), payloads, clock, &spine_config, &base_url)
-        .await
-        .map_err(|e| e.to_string())?;
+    let spine = spine::Spine::start(
+        db.clone(),
+        payloads.clone(),
+        clock.clone(),
+        &spine_config,
+        &base_url,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let handler = start_mhs(&config.mhs, &base_url, &db, &payloads, &clock).await?;
 
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -245,10 +359,23 @@ async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String
 
     tracing::info!(%addr, %database, "lloyd serve started");
     println!("lloyd serve: listening on http://{addr}");
+    if let Some(h) = &handler {
+        println!(
+            "lloyd serve: message handler for {} listening on {} (ebXML) and {} (MHS adaptor facade)",
+            config.mhs.party_key.as_deref().unwrap_or_default(),
+            h.inbound_addr()
+                .map_or_else(|| "-".to_string(), |a| a.to_string()),
+            h.facade_addr()
+                .map_or_else(|| "-".to_string(), |a| a.to_string()),
+        );
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("the server failed: {e}"))?;
+    if let Some(h) = handler {
+        h.shutdown().await;
+    }
     db.close().await;
     tracing::info!("lloyd serve stopped");
     Ok(())
