@@ -41,7 +41,12 @@ fn person(i: usize) -> PatientRecord {
         nhs_number: nhs.to_string(),
         family: format!("Family{}", i % 997),
         given: vec![format!("Given{}", i % 101)],
-        gender: if i.is_multiple_of(2) { "female" } else { "male" }.into(),
+        gender: if i.is_multiple_of(2) {
+            "female"
+        } else {
+            "male"
+        }
+        .into(),
         birth_date: format!("19{:02}-{:02}-{:02}", 30 + i % 70, 1 + i % 12, 1 + i % 28),
         address_lines: vec![format!("{i} High Street")],
         postcode: Some(format!("LS{} {}AB", 1 + i % 20, i % 10)),
