@@ -9,7 +9,9 @@
 //!   BIGINT, BLOB/BYTEA, booleans as integers), ids are text and times are Unix
 //!   milliseconds. Where the engines truly differ (claiming work with
 //!   `FOR UPDATE SKIP LOCKED`, which SQLite's single writer does not need) a service
-//!   asks [`Database::kind`] and says it twice.
+//!   asks [`Database::kind`] and says it twice. One such difference is speed: SQLite looks
+//!   `$n` parameters up by name, which makes a multi-row insert with thousands of
+//!   parameters quadratic; bulk loaders write `?` on SQLite (see [`placeholder`]).
 //! - Each service owns its tables and brings its own [`Migration`]s, applied once and
 //!   recorded per service ([`Database::migrate`]); nobody reads another service's tables.
 //! - [`PayloadStore`] keeps message payloads and attachments — large, written once, read
@@ -31,6 +33,16 @@ pub mod testing;
 
 pub use migrate::Migration;
 pub use payload::{PayloadError, PayloadStore};
+
+/// The `n`th (from 1) query parameter as `kind` wants it in bulk statements: `$n` for
+/// PostgreSQL, a positional `?` for SQLite (whose named lookup of `$n` is slow when a
+/// statement has thousands of parameters). Use one style per statement.
+pub fn placeholder(kind: Kind, n: usize) -> String {
+    match kind {
+        Kind::Postgres => format!("${n}"),
+        Kind::Sqlite => "?".to_string(),
+    }
+}
 
 /// Which database engine a [`Database`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

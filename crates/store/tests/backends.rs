@@ -97,6 +97,39 @@ async fn suite(db: &Database) {
         .unwrap();
     assert_eq!(n, 1);
 
+    // A bulk insert of 1,000 rows (3,000 parameters) in one statement, with the placeholders
+    // each engine wants.
+    let mut sql = String::from("INSERT INTO notes (id, body, at) VALUES ");
+    for row in 0..1000usize {
+        let p = |k: usize| store::placeholder(db.kind(), row * 3 + k);
+        sql.push_str(&format!(
+            "{}({}, {}, {})",
+            if row > 0 { ", " } else { "" },
+            p(1),
+            p(2),
+            p(3)
+        ));
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for row in 0..1000i64 {
+        q = q
+            .bind(format!("bulk-{row}"))
+            .bind(format!("body {row}"))
+            .bind(row);
+    }
+    assert_eq!(q.execute(db.pool()).await.unwrap().rows_affected(), 1000);
+    let row = sqlx::query("SELECT body, at FROM notes WHERE id = $1")
+        .bind("bulk-777")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(row.try_get::<String, _>("body").unwrap(), "body 777");
+    assert_eq!(row.try_get::<i64, _>("at").unwrap(), 777);
+    sqlx::query("DELETE FROM notes WHERE id LIKE 'bulk-%'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+
     // A schema newer than the code is refused.
     let err = db.migrate("notes", &NOTES[..1]).await.unwrap_err();
     assert!(
