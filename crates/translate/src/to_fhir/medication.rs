@@ -493,6 +493,17 @@ impl<'a> Ctx<'a> {
             });
         }
         let issued = ts_value(p.availability_time.as_deref()).and_then(|t| ts_to_fhir(t, zone));
+        // An issue's validity period: the statement's `effectiveTime` when it is a range,
+        // else from the issue date.
+        let stmt_time = mc.statement.effective_time.as_deref();
+        let validity_end = ivl_high(stmt_time).and_then(|t| ts_to_fhir(t, zone));
+        let validity_start = if validity_end.is_some() {
+            ivl_point(stmt_time)
+                .and_then(|t| ts_to_fhir(t, zone))
+                .or(issued.clone())
+        } else {
+            issued.clone()
+        };
         let request = MedicationRequest {
             id: Some(id.clone()),
             meta: profile("CareConnect-GPC-MedicationRequest-1", mc.meta.clone()),
@@ -513,9 +524,12 @@ impl<'a> Ctx<'a> {
             note,
             dosage_instruction: mc.dosage.to_vec(),
             dispense_request: dispense(MedicationRequestDispenseRequest {
-                validity_period: issued.map(|s| Period {
-                    start: Some(s),
-                    ..Period::default()
+                validity_period: (validity_start.is_some() || validity_end.is_some()).then(|| {
+                    Period {
+                        start: validity_start,
+                        end: validity_end,
+                        ..Period::default()
+                    }
                 }),
                 quantity: p.quantity.as_deref().and_then(quantity),
                 ..MedicationRequestDispenseRequest::default()

@@ -46,7 +46,7 @@ pub(crate) fn concept(
     let snomed = cc.and_then(|c| {
         c.coding
             .iter()
-            .find(|k| k.is_system(systems::SNOMED_CT) && k.code.is_some())
+            .find(|k| k.is_system(systems::SNOMED_CT) && snomed_id(k).is_some())
     });
     let mut cd = match snomed {
         Some(coding) => snomed_cd(coding, which),
@@ -104,13 +104,28 @@ pub(crate) fn concept(
     cd
 }
 
+/// The id a SNOMED CT coding can be sent with: its concept id, else the description id
+/// of its `Extension-coding-sctdescid` (GP2GP carries description ids in `code` too).
+pub(crate) fn snomed_id(coding: &Coding) -> Option<&str> {
+    let non_empty = |s: &str| !s.trim().is_empty();
+    coding
+        .code
+        .as_deref()
+        .filter(|c| non_empty(c))
+        .or_else(|| coding.snomed_description_id().filter(|d| non_empty(d)))
+}
+
 /// A SNOMED CT coding as a CD.
 pub(crate) fn snomed_cd(coding: &Coding, which: Snomed) -> CD {
-    let concept_id = coding.code.as_deref().unwrap_or_default();
+    let concept_id = coding.code.as_deref().filter(|c| !c.trim().is_empty());
+    let description_id = coding
+        .snomed_description_id()
+        .filter(|d| !d.trim().is_empty());
     let code = match which {
-        Snomed::Description => coding.snomed_description_id().unwrap_or(concept_id),
-        Snomed::Concept => concept_id,
-    };
+        Snomed::Description => description_id.or(concept_id),
+        Snomed::Concept => concept_id.or(description_id),
+    }
+    .unwrap_or_default();
     let display = coding
         .snomed_description_display()
         .or(coding.display.as_deref());
@@ -147,5 +162,42 @@ pub(crate) fn unknown_with_text(text: &str) -> CD {
         null_flavor: Some("UNK".into()),
         original_text: Some(Box::new(ST::new(text))),
         ..CD::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhir::Extension;
+
+    /// A SNOMED CT coding with only a description id (in `Extension-coding-sctdescid`).
+    fn description_only(id: &str) -> Coding {
+        Coding {
+            system: Some(systems::SNOMED_CT.to_owned()),
+            display: Some("Neutrophil count".to_owned()),
+            extension: vec![Extension {
+                url: Some(systems::EXTENSION_CODING_SCTDESCID.to_owned()),
+                extension: vec![Extension::with_value(
+                    systems::SCTDESCID_DESCRIPTION_ID,
+                    fhir::Choice::Id(id.to_owned()),
+                )],
+                ..Extension::default()
+            }],
+            ..Coding::default()
+        }
+    }
+
+    #[test]
+    fn a_description_id_alone_is_sent_as_the_code() {
+        let k = description_only("2583941000000114");
+        assert_eq!(snomed_id(&k), Some("2583941000000114"));
+        for which in [Snomed::Description, Snomed::Concept] {
+            let cd = snomed_cd(&k, which);
+            assert_eq!(cd.code.as_deref(), Some("2583941000000114"));
+            assert_eq!(cd.code_system.as_deref(), Some(SNOMED_CT));
+        }
+        let mut no_id = description_only(" ");
+        no_id.display = None;
+        assert_eq!(snomed_id(&no_id), None);
     }
 }

@@ -1,11 +1,13 @@
 //! Compositions: consultations (Encounter + its Lists → TOPIC → CATEGORY → statements),
 //! and one composition for each clinical item recorded outside a consultation.
 
+use std::collections::HashMap;
+
 use fhir::{CodeableConcept, Encounter, List, Reference, Resource, systems};
 use hl7v3::datatypes::CD;
 use hl7v3::ehr::{
     Author, CompositionComponent, CompoundStatement, EhrComposition, LocatedEntity, Location,
-    Participant2, Place, Statement, StatementComponent,
+    NarrativeStatement, Participant2, Place, Statement, StatementComponent,
 };
 use hl7v3::xml::Element;
 
@@ -27,6 +29,24 @@ fn list_has_code(l: &List, code: &str) -> bool {
         .is_some_and(|c| c.coding.iter().any(|k| k.code.as_deref() == Some(code)))
 }
 
+/// The consultation List of each Encounter, by `Encounter/id`: the first List with the
+/// consultation code whose `encounter` names it.
+pub(crate) fn consultation_lists<'a>(
+    bundle: &'a fhir::Bundle,
+    index: &fhir::BundleIndex<'a>,
+) -> HashMap<String, &'a List> {
+    let mut out = HashMap::new();
+    for l in bundle
+        .resources_of::<List>()
+        .filter(|l| list_has_code(l, CONSULTATION_LIST))
+    {
+        if let Some(r) = l.encounter.as_ref().and_then(|r| index.resolve(r)) {
+            out.entry(r.label()).or_insert(l);
+        }
+    }
+    out
+}
+
 /// Every Encounter with its consultation List becomes an `ehrComposition`.
 pub(crate) fn map_consultations(ctx: &mut Ctx<'_>) -> Vec<CompositionComponent> {
     let bundle = ctx.bundle;
@@ -41,13 +61,7 @@ pub(crate) fn map_consultations(ctx: &mut Ctx<'_>) -> Vec<CompositionComponent> 
             continue;
         };
         let label = format!("Encounter/{eid}");
-        let consultation = bundle.resources_of::<List>().find(|l| {
-            list_has_code(l, CONSULTATION_LIST)
-                && l.encounter
-                    .as_ref()
-                    .and_then(|r| ctx.index.resolve(r))
-                    .is_some_and(|r| r.label() == label)
-        });
+        let consultation = ctx.lookups.consultations.get(&label).copied();
         let mut components = Vec::new();
         if let Some(list) = consultation {
             for entry in &list.entry {
@@ -76,12 +90,21 @@ pub(crate) fn map_consultations(ctx: &mut Ctx<'_>) -> Vec<CompositionComponent> 
             }
         }
         if components.is_empty() {
-            ctx.unmapped(
-                label,
-                "Encounter",
-                "the consultation has no recorded content (no consultation List, or an empty one); GP2GP needs at least one statement in a composition",
-            );
-            continue;
+            // GP2GP needs at least one statement in a composition: an empty consultation
+            // (its content withheld or not recorded) is sent with a note saying so, so
+            // that the consultation and its date are not lost.
+            let (start, _) = period_times(enc.period.as_ref());
+            let note = Statement::NarrativeStatement(Box::new(NarrativeStatement {
+                class_code: Some("OBS".into()),
+                mood_code: Some("EVN".into()),
+                id: ii(ctx.id(&format!("{label}#empty"))),
+                text: text("The consultation has no recorded content."),
+                status_code: cs("COMPLETE"),
+                availability_time: availability(start.as_deref()),
+                confidentiality_code: ctx.confidentiality(enc.meta.as_ref()),
+                ..NarrativeStatement::default()
+            }));
+            components.push(component(note, false));
         }
         out.push(encounter_composition(ctx, enc, components));
     }
@@ -166,7 +189,7 @@ fn topic_code(ctx: &Ctx<'_>, topic: &List) -> CD {
     let snomed = problem_code.and_then(|c| {
         c.coding
             .iter()
-            .find(|k| k.is_system(systems::SNOMED_CT) && k.code.is_some())
+            .find(|k| k.is_system(systems::SNOMED_CT) && super::codes::snomed_id(k).is_some())
     });
     match snomed {
         Some(k) => {
@@ -228,7 +251,7 @@ fn encounter_composition(
         Some(t) => match t
             .coding
             .iter()
-            .find(|k| k.is_system(systems::SNOMED_CT) && k.code.is_some())
+            .find(|k| k.is_system(systems::SNOMED_CT) && super::codes::snomed_id(k).is_some())
         {
             Some(k) => {
                 let mut cd = snomed_cd(k, Snomed::Description);

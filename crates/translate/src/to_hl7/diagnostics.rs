@@ -4,7 +4,7 @@
 //! A test group is a `BATTERY` of its results; a single result is a `CLUSTER` of its
 //! `ObservationStatement` and its comments.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use fhir::{DiagnosticReport, Observation, Resource, Specimen};
 use hl7v3::datatypes::{II, IVL_TS};
@@ -57,11 +57,32 @@ pub(crate) fn claim_report_parts(ctx: &mut Ctx<'_>) {
 
 /// The `Type/id` a comment is derived from.
 fn derived_from(ctx: &Ctx<'_>, o: &Observation) -> Option<String> {
+    derived_from_in(&ctx.index, o)
+}
+
+fn derived_from_in(index: &fhir::BundleIndex<'_>, o: &Observation) -> Option<String> {
     o.related
         .iter()
         .filter(|r| r.r#type.as_deref() == Some("derived-from"))
-        .find_map(|r| ctx.index.resolve(r.target.as_ref()?))
+        .find_map(|r| index.resolve(r.target.as_ref()?))
         .map(Resource::label)
+}
+
+/// Comments by the `Type/id` of the result they are derived from, in Bundle order.
+pub(crate) fn comments_by_target<'a>(
+    bundle: &'a fhir::Bundle,
+    index: &fhir::BundleIndex<'a>,
+) -> HashMap<String, Vec<&'a Observation>> {
+    let mut out: HashMap<String, Vec<&'a Observation>> = HashMap::new();
+    for o in bundle
+        .resources_of::<Observation>()
+        .filter(|o| is_comment(o))
+    {
+        if let Some(t) = derived_from_in(index, o) {
+            out.entry(t).or_default().push(o);
+        }
+    }
+    out
 }
 
 /// The members of a test group.
@@ -74,14 +95,13 @@ pub(crate) fn members<'a>(ctx: &Ctx<'a>, o: &Observation) -> Vec<&'a Observation
         .collect()
 }
 
-pub(crate) fn map_report(ctx: &mut Ctx<'_>, d: &DiagnosticReport) -> Statement {
+pub(crate) fn map_report<'a>(ctx: &mut Ctx<'a>, d: &DiagnosticReport) -> Statement {
     let did = d.id.as_deref().unwrap_or("");
     let label = format!("DiagnosticReport/{did}");
     let issued = d.issued.as_ref().and_then(hl7_ts);
     let (start, end) = choice_times(d.effective.as_ref());
     let conf = ctx.confidentiality(d.meta.as_ref());
     let performer = agent_for_opt(ctx, d.performer.first().and_then(|p| p.actor.as_ref()));
-    let bundle = ctx.bundle;
 
     let results: Vec<&Observation> = d
         .result
@@ -105,11 +125,12 @@ pub(crate) fn map_report(ctx: &mut Ctx<'_>, d: &DiagnosticReport) -> Statement {
         .map(|o| format!("Observation/{}", o.id.as_deref().unwrap_or("")))
         .collect();
     // Comments about a result (derived from it), to go beside it.
-    let comments_on = |ctx: &Ctx<'_>, target: &str| -> Vec<&Observation> {
-        bundle
-            .resources_of::<Observation>()
-            .filter(|o| is_comment(o) && derived_from(ctx, o).as_deref() == Some(target))
-            .collect()
+    let comments_on = |ctx: &Ctx<'a>, target: &str| -> Vec<&'a Observation> {
+        ctx.lookups
+            .comments
+            .get(target)
+            .cloned()
+            .unwrap_or_default()
     };
 
     let mut items: Vec<Statement> = Vec::new();
@@ -155,12 +176,15 @@ pub(crate) fn map_report(ctx: &mut Ctx<'_>, d: &DiagnosticReport) -> Statement {
         .map(|s| (Some(s), Vec::new()))
         .collect();
     let mut loose = Vec::new();
+    // Members of groups that are themselves results of this report.
+    let grouped: HashSet<*const Observation> = results
+        .iter()
+        .flat_map(|g| members(ctx, g))
+        .map(std::ptr::from_ref)
+        .collect();
     for o in &results {
         // A member of a group that is itself a result of this report is sent in the group.
-        let is_member = results
-            .iter()
-            .any(|g| members(ctx, g).iter().any(|m| std::ptr::eq(*m, *o)));
-        if is_member {
+        if grouped.contains(&std::ptr::from_ref(*o)) {
             continue;
         }
         if is_comment(o) {

@@ -5,6 +5,8 @@
 //! course supplies the prescribing agency, dosage and notes; the Medication the drug code
 //! (its dm+d concept id, degrade "medication" when it has none).
 
+use std::collections::HashMap;
+
 use fhir::{
     Choice, CodeableConcept, Extension, Medication, MedicationRequest, MedicationStatement,
     systems::extension,
@@ -36,15 +38,24 @@ pub(crate) fn claim_parts(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// The course (FHIR MedicationStatement) of each authorisation, by MedicationRequest id:
+/// the first statement based on it.
+pub(crate) fn courses_by_plan(bundle: &fhir::Bundle) -> HashMap<&str, &MedicationStatement> {
+    let mut out = HashMap::new();
+    for s in bundle.resources_of::<MedicationStatement>() {
+        for (t, i) in s.based_on.iter().filter_map(|b| b.type_and_id()) {
+            if t == "MedicationRequest" {
+                out.entry(i).or_insert(s);
+            }
+        }
+    }
+    out
+}
+
 /// The course (FHIR MedicationStatement) an authorisation belongs to.
 fn course_of<'a>(ctx: &Ctx<'a>, plan: &MedicationRequest) -> Option<&'a MedicationStatement> {
     let pid = plan.id.as_deref()?;
-    ctx.bundle.resources_of::<MedicationStatement>().find(|s| {
-        s.based_on.iter().any(|b| {
-            b.type_and_id()
-                .is_some_and(|(t, i)| t == "MedicationRequest" && i == pid)
-        })
-    })
+    ctx.lookups.courses.get(pid).copied()
 }
 
 /// The authorisation an issue was made under.
@@ -202,7 +213,9 @@ pub(crate) fn map_medication_request(ctx: &mut Ctx<'_>, m: &MedicationRequest) -
                 id: ii(ctx.id(&format!("{label}#prescribe"))),
                 code: bx(supply_type),
                 status_code: cs("COMPLETE"),
-                availability_time: availability(start.as_deref().or(authored.as_deref())),
+                // The issue date is `authoredOn`; the validity period travels in the
+                // statement's `effectiveTime`.
+                availability_time: availability(authored.as_deref().or(start.as_deref())),
                 quantity: bx(quantity),
                 in_fulfillment_of: plan
                     .map(|p| Box::new(medication_ref_holder("FLFS", "INT", &authorise_id(ctx, p)))),

@@ -419,6 +419,18 @@ pub(crate) struct Ctx<'a> {
     pub default_agent: String,
     /// Resources already mapped (`Type/id`): each is mapped once.
     pub consumed: HashSet<String>,
+    /// Lookups built once, so that mapping one resource never scans the whole Bundle.
+    pub lookups: Lookups<'a>,
+}
+
+/// Which resources point at which, built once per translation.
+pub(crate) struct Lookups<'a> {
+    /// The course (FHIR MedicationStatement) of each authorisation, by MedicationRequest id.
+    pub courses: HashMap<&'a str, &'a fhir::MedicationStatement>,
+    /// The consultation List of each Encounter, by `Encounter/id`.
+    pub consultations: HashMap<String, &'a fhir::List>,
+    /// Comments derived from a result, by the result's `Type/id`, in Bundle order.
+    pub comments: HashMap<String, Vec<&'a fhir::Observation>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -430,9 +442,16 @@ impl<'a> Ctx<'a> {
         );
         let ns = Uuid::new_v5(&Uuid::NAMESPACE_OID, seed.as_bytes());
         let confidential = bundle.resources().any(|r| is_nopat(r.meta()));
+        let index = bundle.index();
+        let lookups = Lookups {
+            courses: medication::courses_by_plan(bundle),
+            consultations: consultations::consultation_lists(bundle, &index),
+            comments: diagnostics::comments_by_target(bundle, &index),
+        };
         Ctx {
             bundle,
-            index: bundle.index(),
+            index,
+            lookups,
             patient,
             ns,
             report: Report::default(),

@@ -93,6 +93,20 @@ pub(crate) fn battery(
     id: &str,
     members: &[&Observation],
 ) -> Statement {
+    battery_at(ctx, o, id, members, 0)
+}
+
+/// How deep test groups nest inside one another before members are sent flat (a guard
+/// against `has-member` cycles).
+const MAX_GROUP_DEPTH: usize = 8;
+
+fn battery_at(
+    ctx: &mut Ctx<'_>,
+    o: &Observation,
+    id: &str,
+    members: &[&Observation],
+    depth: usize,
+) -> Statement {
     let oid = o.id.as_deref().unwrap_or("");
     let label = format!("Observation/{oid}");
     let code = concept(
@@ -188,11 +202,16 @@ pub(crate) fn battery(
     for m in members {
         let mid = m.id.as_deref().unwrap_or("");
         let mid = ctx.res_id("Observation", mid);
+        let nested = if depth < MAX_GROUP_DEPTH {
+            super::diagnostics::members(ctx, m)
+        } else {
+            Vec::new()
+        };
         if is_comment(m) {
             items.push(narrative(ctx, m, &mid));
-        } else if !m.component.is_empty() {
-            // A blood pressure inside a group is a battery of its own.
-            items.push(battery(ctx, m, &mid, &[]));
+        } else if !m.component.is_empty() || !nested.is_empty() {
+            // A blood pressure, or a test group, inside a group is a battery of its own.
+            items.push(battery_at(ctx, m, &mid, &nested, depth + 1));
         } else {
             items.push(Statement::ObservationStatement(Box::new(
                 observation_statement_with(ctx, m, &mid, false),
@@ -361,7 +380,7 @@ fn value_element(v: Option<&Choice>, notes: &mut Vec<String>) -> Option<Box<Elem
         && let Some(k) = cc
             .coding
             .iter()
-            .find(|k| k.is_system(systems::SNOMED_CT) && k.code.is_some())
+            .find(|k| k.is_system(systems::SNOMED_CT) && super::codes::snomed_id(k).is_some())
     {
         let cd = super::codes::snomed_cd(k, Snomed::Description);
         let mut e = cd.to_element("value");

@@ -234,7 +234,7 @@ pub(crate) fn map_document(ctx: &mut Ctx<'_>, d: &DocumentReference) -> Statemen
         .r#type
         .as_ref()
         .and_then(|t| t.snomed())
-        .filter(|k| k.code.is_some())
+        .filter(|k| super::codes::snomed_id(k).is_some())
     {
         Some(k) => super::codes::snomed_cd(k, Snomed::Description),
         None => fixed("37251000000104", "Other digital signal"),
