@@ -149,17 +149,22 @@ pub fn read_all<D: AsRef<[u8]> + Sync>(
             .map(|d| Message::parse_with(d.as_ref(), limits))
             .collect();
     }
-    // Interleave documents over the threads so that large and small ones mix.
+    // Each thread takes the next unread document as it finishes one, so that one large
+    // extract does not leave the other threads idle.
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let mut slots: Vec<Option<Result<Message, MessageError>>> =
         (0..docs.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (t..docs.len())
-                        .step_by(threads)
-                        .map(|i| (i, Message::parse_with(docs[i].as_ref(), limits)))
-                        .collect::<Vec<_>>()
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(doc) = docs.get(i) else { break };
+                        done.push((i, Message::parse_with(doc.as_ref(), limits)));
+                    }
+                    done
                 })
             })
             .collect();
