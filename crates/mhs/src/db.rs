@@ -9,73 +9,45 @@ use crate::state::{Delivered, Failed, InFlight, OutboundState, Pending, RetryPol
 
 pub(crate) const SERVICE: &str = "mhs";
 
+/// The tables, in SQL both engines accept as written.
+const SCHEMA: &str = "CREATE TABLE mhs_outbound (
+            message_id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL,
+            interaction_id TEXT NOT NULL,
+            address TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            payload_key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts BIGINT NOT NULL,
+            retries BIGINT NOT NULL,
+            retry_interval_ms BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            next_attempt_at BIGINT NOT NULL,
+            lease_until BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            reason TEXT);
+        CREATE INDEX mhs_outbound_due ON mhs_outbound (state, next_attempt_at);
+        CREATE TABLE mhs_inbound (
+            message_id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL,
+            interaction_id TEXT NOT NULL,
+            from_party TEXT NOT NULL,
+            peer TEXT,
+            content_type TEXT NOT NULL,
+            payload_key TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            keep_until BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            lease_until BIGINT NOT NULL,
+            deliveries BIGINT NOT NULL);
+        CREATE INDEX mhs_inbound_queue ON mhs_inbound (state, received_at)";
+
 pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     description: "outbox and inbox",
-    sqlite: "CREATE TABLE mhs_outbound (
-            message_id TEXT PRIMARY KEY,
-            conversation_id TEXT NOT NULL,
-            interaction_id TEXT NOT NULL,
-            address TEXT NOT NULL,
-            content_type TEXT NOT NULL,
-            payload_key TEXT NOT NULL,
-            state TEXT NOT NULL,
-            attempts BIGINT NOT NULL,
-            retries BIGINT NOT NULL,
-            retry_interval_ms BIGINT NOT NULL,
-            created_at BIGINT NOT NULL,
-            expires_at BIGINT NOT NULL,
-            next_attempt_at BIGINT NOT NULL,
-            lease_until BIGINT NOT NULL,
-            updated_at BIGINT NOT NULL,
-            reason TEXT);
-        CREATE INDEX mhs_outbound_due ON mhs_outbound (state, next_attempt_at);
-        CREATE TABLE mhs_inbound (
-            message_id TEXT PRIMARY KEY,
-            conversation_id TEXT NOT NULL,
-            interaction_id TEXT NOT NULL,
-            from_party TEXT NOT NULL,
-            peer TEXT,
-            content_type TEXT NOT NULL,
-            payload_key TEXT NOT NULL,
-            received_at BIGINT NOT NULL,
-            keep_until BIGINT NOT NULL,
-            state TEXT NOT NULL,
-            lease_until BIGINT NOT NULL,
-            deliveries BIGINT NOT NULL);
-        CREATE INDEX mhs_inbound_queue ON mhs_inbound (state, received_at)",
-    postgres: "CREATE TABLE mhs_outbound (
-            message_id TEXT PRIMARY KEY,
-            conversation_id TEXT NOT NULL,
-            interaction_id TEXT NOT NULL,
-            address TEXT NOT NULL,
-            content_type TEXT NOT NULL,
-            payload_key TEXT NOT NULL,
-            state TEXT NOT NULL,
-            attempts BIGINT NOT NULL,
-            retries BIGINT NOT NULL,
-            retry_interval_ms BIGINT NOT NULL,
-            created_at BIGINT NOT NULL,
-            expires_at BIGINT NOT NULL,
-            next_attempt_at BIGINT NOT NULL,
-            lease_until BIGINT NOT NULL,
-            updated_at BIGINT NOT NULL,
-            reason TEXT);
-        CREATE INDEX mhs_outbound_due ON mhs_outbound (state, next_attempt_at);
-        CREATE TABLE mhs_inbound (
-            message_id TEXT PRIMARY KEY,
-            conversation_id TEXT NOT NULL,
-            interaction_id TEXT NOT NULL,
-            from_party TEXT NOT NULL,
-            peer TEXT,
-            content_type TEXT NOT NULL,
-            payload_key TEXT NOT NULL,
-            received_at BIGINT NOT NULL,
-            keep_until BIGINT NOT NULL,
-            state TEXT NOT NULL,
-            lease_until BIGINT NOT NULL,
-            deliveries BIGINT NOT NULL);
-        CREATE INDEX mhs_inbound_queue ON mhs_inbound (state, received_at)",
+    sqlite: SCHEMA,
+    postgres: SCHEMA,
 }];
 
 /// A payload-store key for a message id: the id itself when it is plain, its hex otherwise
