@@ -24,42 +24,39 @@ use serde::{Deserialize, Serialize};
 use store::sqlx::{self, Row};
 use store::{Database, Kind, Migration, PayloadStore};
 
+/// The practice tables; only the audit trail's self-numbering id is said differently by
+/// the two engines.
+macro_rules! practice_schema {
+    ($audit_id:literal) => {
+        concat!(
+            "CREATE TABLE practice_patients (
+            ods TEXT NOT NULL, nhs_number TEXT NOT NULL, family TEXT, given TEXT,
+            birth_date TEXT, gender TEXT, postcode TEXT, status TEXT NOT NULL,
+            registered_at BIGINT NOT NULL, record_key TEXT,
+            PRIMARY KEY (ods, nhs_number));
+        CREATE TABLE practice_inbox (
+            ods TEXT NOT NULL, conversation_id TEXT NOT NULL, nhs_number TEXT NOT NULL,
+            received_at BIGINT NOT NULL, status TEXT NOT NULL, bundle_key TEXT NOT NULL,
+            report TEXT NOT NULL, degrades BIGINT NOT NULL, unmapped BIGINT NOT NULL,
+            decided_at BIGINT, decided_by TEXT, decision TEXT, reason TEXT,
+            PRIMARY KEY (ods, conversation_id));
+        CREATE INDEX practice_inbox_status ON practice_inbox (ods, status, received_at);
+        CREATE TABLE practice_audit (
+            ",
+            $audit_id,
+            ", ods TEXT NOT NULL, at BIGINT NOT NULL,
+            who TEXT NOT NULL, action TEXT NOT NULL, nhs_number TEXT NOT NULL, detail TEXT NOT NULL);
+        CREATE INDEX practice_audit_patient ON practice_audit (ods, nhs_number, at)"
+        )
+    };
+}
+
 /// The practice service's tables.
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     description: "patients, inbox, audit",
-    sqlite: "CREATE TABLE practice_patients (
-            ods TEXT NOT NULL, nhs_number TEXT NOT NULL, family TEXT, given TEXT,
-            birth_date TEXT, gender TEXT, postcode TEXT, status TEXT NOT NULL,
-            registered_at BIGINT NOT NULL, record_key TEXT,
-            PRIMARY KEY (ods, nhs_number));
-        CREATE TABLE practice_inbox (
-            ods TEXT NOT NULL, conversation_id TEXT NOT NULL, nhs_number TEXT NOT NULL,
-            received_at BIGINT NOT NULL, status TEXT NOT NULL, bundle_key TEXT NOT NULL,
-            report TEXT NOT NULL, degrades BIGINT NOT NULL, unmapped BIGINT NOT NULL,
-            decided_at BIGINT, decided_by TEXT, decision TEXT, reason TEXT,
-            PRIMARY KEY (ods, conversation_id));
-        CREATE INDEX practice_inbox_status ON practice_inbox (ods, status, received_at);
-        CREATE TABLE practice_audit (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, ods TEXT NOT NULL, at BIGINT NOT NULL,
-            who TEXT NOT NULL, action TEXT NOT NULL, nhs_number TEXT NOT NULL, detail TEXT NOT NULL);
-        CREATE INDEX practice_audit_patient ON practice_audit (ods, nhs_number, at)",
-    postgres: "CREATE TABLE practice_patients (
-            ods TEXT NOT NULL, nhs_number TEXT NOT NULL, family TEXT, given TEXT,
-            birth_date TEXT, gender TEXT, postcode TEXT, status TEXT NOT NULL,
-            registered_at BIGINT NOT NULL, record_key TEXT,
-            PRIMARY KEY (ods, nhs_number));
-        CREATE TABLE practice_inbox (
-            ods TEXT NOT NULL, conversation_id TEXT NOT NULL, nhs_number TEXT NOT NULL,
-            received_at BIGINT NOT NULL, status TEXT NOT NULL, bundle_key TEXT NOT NULL,
-            report TEXT NOT NULL, degrades BIGINT NOT NULL, unmapped BIGINT NOT NULL,
-            decided_at BIGINT, decided_by TEXT, decision TEXT, reason TEXT,
-            PRIMARY KEY (ods, conversation_id));
-        CREATE INDEX practice_inbox_status ON practice_inbox (ods, status, received_at);
-        CREATE TABLE practice_audit (
-            id BIGSERIAL PRIMARY KEY, ods TEXT NOT NULL, at BIGINT NOT NULL,
-            who TEXT NOT NULL, action TEXT NOT NULL, nhs_number TEXT NOT NULL, detail TEXT NOT NULL);
-        CREATE INDEX practice_audit_patient ON practice_audit (ods, nhs_number, at)",
+    sqlite: practice_schema!("id INTEGER PRIMARY KEY AUTOINCREMENT"),
+    postgres: practice_schema!("id BIGSERIAL PRIMARY KEY"),
 }];
 
 /// What went wrong.
