@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[Migration {
                 subject TEXT, local_id TEXT, file_name TEXT, content_type TEXT NOT NULL, size BIGINT NOT NULL,
                 status TEXT NOT NULL, created_ms BIGINT NOT NULL, acked_ms BIGINT);
              CREATE INDEX mesh_messages_inbox ON mesh_messages (recipient, status, created_ms)",
+},
+Migration {
+    version: 2,
+    description: "arrival order for messages sent in the same millisecond",
+    sqlite: "ALTER TABLE mesh_messages ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
+    postgres: "ALTER TABLE mesh_messages ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
 }];
 
 /// `[mesh]` configuration.
@@ -308,8 +314,11 @@ async fn send(
         .await
         .map_err(|e| fail(e.into()))?;
     sqlx::query(
-        "INSERT INTO mesh_messages (id, sender, recipient, workflow_id, subject, local_id, file_name, content_type, size, status, created_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'accepted', $10)",
+        // `seq` numbers messages in arrival order: two sent in the same millisecond still
+        // come out of the inbox in the order they were sent.
+        "INSERT INTO mesh_messages (id, sender, recipient, workflow_id, subject, local_id, file_name, content_type, size, status, created_ms, seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'accepted', $10,
+                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM mesh_messages))",
     )
     .bind(id.clone())
     .bind(mailbox.clone())
@@ -341,7 +350,7 @@ async fn inbox(
     state.require_mailbox(&mailbox).await?;
     let rows = sqlx::query(
         "SELECT id FROM mesh_messages WHERE recipient = $1 AND status = 'accepted' AND ($2 = '' OR workflow_id = $2)
-         ORDER BY created_ms, id LIMIT $3",
+         ORDER BY created_ms, seq, id LIMIT $3",
     )
     .bind(mailbox)
     .bind(q.workflow_filter.unwrap_or_default())

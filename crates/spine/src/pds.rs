@@ -304,7 +304,7 @@ impl Store {
                     if c > 0 {
                         sql.push(',');
                     }
-                    sql.push_str(&placeholder(self.db.kind(), i * NCOLS + c + 1));
+                    sql.push_str(&store::placeholder(self.db.kind(), i * NCOLS + c + 1));
                 }
                 sql.push(')');
             }
@@ -568,16 +568,6 @@ fn event_patient(record: &PatientRecord, version: i64, now: i64) -> Value {
         o.remove("telecom");
     }
     p
-}
-
-/// The `n`th bind parameter. SQLite takes `$n` as a *named* parameter and looks each one
-/// up by name, which is quadratic in a multi-row insert of thousands; its positional `?`
-/// is linear.
-pub(crate) fn placeholder(kind: store::Kind, n: usize) -> String {
-    match kind {
-        store::Kind::Sqlite => "?".to_string(),
-        store::Kind::Postgres => format!("${n}"),
-    }
 }
 
 fn like_escape(s: &str) -> String {

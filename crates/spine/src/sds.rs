@@ -287,7 +287,7 @@ impl Directory {
                 if i > 0 {
                     sql.push(',');
                 }
-                let ph = |n| crate::pds::placeholder(self.db.kind(), n);
+                let ph = |n| store::placeholder(self.db.kind(), n);
                 sql.push_str(&format!(
                     "({}, {}, {}, {})",
                     ph(p + 1),
@@ -315,7 +315,7 @@ impl Directory {
                 if i > 0 {
                     delete.push(',');
                 }
-                delete.push_str(&crate::pds::placeholder(self.db.kind(), i + 1));
+                delete.push_str(&store::placeholder(self.db.kind(), i + 1));
             }
             delete.push(')');
             let mut q = sqlx::query(sqlx::AssertSqlSafe(delete));
@@ -337,7 +337,7 @@ impl Directory {
                     if i > 0 {
                         sql.push(',');
                     }
-                    let ph = |n| crate::pds::placeholder(self.db.kind(), n);
+                    let ph = |n| store::placeholder(self.db.kind(), n);
                     sql.push_str(&format!("({}, {})", ph(2 * i + 1), ph(2 * i + 2)));
                 }
                 sql.push_str(" ON CONFLICT (party_key) DO UPDATE SET ods = excluded.ods");
