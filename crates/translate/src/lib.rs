@@ -136,6 +136,30 @@ pub struct Report {
     pub output: BTreeMap<String, usize>,
     pub degrades: Vec<Degrade>,
     pub unmapped: Vec<Unmapped>,
+    /// The documents the EhrExtract refers to by file name (FHIR → HL7 only): which
+    /// attachment of which `DocumentReference` each file is, so that a sender can send the
+    /// content alongside.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<DocumentFile>,
+}
+
+/// A file an EhrExtract refers to (`referenceToExternalDocument`, `file://localhost/NAME`)
+/// and the FHIR attachment it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentFile {
+    /// `DocumentReference/{id}`.
+    pub source: String,
+    /// Which of the DocumentReference's `content` entries.
+    pub content_index: usize,
+    /// The file name the extract uses.
+    pub filename: String,
+    pub content_type: String,
+    /// The attachment's `url`, where the content can be read.
+    pub url: Option<String>,
+    /// The attachment's `title`.
+    pub title: Option<String>,
+    /// The attachment's `size`, if given.
+    pub size: Option<u64>,
 }
 
 impl Report {

@@ -265,6 +265,15 @@ pub(crate) fn map_document(ctx: &mut Ctx<'_>, d: &DocumentReference) -> Statemen
             }),
             ..ST::default()
         };
+        ctx.report.documents.push(crate::DocumentFile {
+            source: label.clone(),
+            content_index: i,
+            filename: name.clone(),
+            content_type: content_type.to_string(),
+            url: a.url.clone(),
+            title: a.title.clone(),
+            size: a.size,
+        });
         if let Some(title) = a.title.as_deref() {
             // The title travels in the narrative text; the reference names the file.
             parts.push(format!("Title: {title}"));
