@@ -10,6 +10,10 @@
 //!
 //! Times are Unix milliseconds (`i64`), the form they are stored in everywhere.
 
+mod utc;
+
+pub use utc::Utc;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
