@@ -15,7 +15,9 @@
 //! tested here without a network.
 
 pub mod ids;
+pub mod large;
 pub mod requester;
 pub mod sender;
+pub mod wire;
 
 pub use ids::MessageId;
