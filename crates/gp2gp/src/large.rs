@@ -523,7 +523,7 @@ pub fn plan_with(
                 &doc.content_type,
                 &chunk,
                 &info,
-                None,
+                Some(doc.document_id.clone()),
             ));
             index.external_attachments.push(mhs::ExternalAttachment {
                 message_id: fragment_id,
@@ -689,7 +689,6 @@ fn skeleton(
         .with_child(
             Element::new("component")
                 .with_attr("typeCode", "COMP")
-                .with_attr("contextConductionInd", "true")
                 .with_child(statement),
         );
     let component = Element::new("component")
@@ -872,7 +871,6 @@ fn join(pieces: &[&ReceivedPart], filename: &str) -> Result<Vec<u8>, LargeError>
             limit: MAX_DOCUMENT_BYTES,
         });
     }
-    let engine = &base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
     let reassembly = |why: String| LargeError::Reassembly {
         filename: filename.to_string(),
         why,
@@ -882,7 +880,7 @@ fn join(pieces: &[&ReceivedPart], filename: &str) -> Result<Vec<u8>, LargeError>
         for p in pieces {
             text.extend_from_slice(&p.bytes);
         }
-        if let Ok(bytes) = engine.decode(&text) {
+        if let Ok(bytes) = wire::decode_base64(&text) {
             return Ok(bytes);
         }
         // Fragments each encoded on their own (padding inside): decode them one by one.
@@ -890,7 +888,7 @@ fn join(pieces: &[&ReceivedPart], filename: &str) -> Result<Vec<u8>, LargeError>
     let mut out = Vec::with_capacity(total);
     for (i, p) in pieces.iter().enumerate() {
         if p.base64 {
-            let bytes = engine.decode(&p.bytes).map_err(|e| {
+            let bytes = wire::decode_base64(&p.bytes).map_err(|e| {
                 reassembly(format!(
                     "piece {} of {} is not valid base64 on its own and cannot be joined with the others: {e}",
                     i + 1,
@@ -958,7 +956,8 @@ fn merge_skeleton(
     })?;
     match Interaction::from_id(fragment.local_name()) {
         Some(Interaction::EhrExtract | Interaction::EhrExtractConfidential) => {
-            return Ok(body.to_string());
+            // The original message, exactly as it was compressed.
+            return Ok(text.to_string());
         }
         Some(other) => {
             return Err(LargeError::BadExtract(format!(

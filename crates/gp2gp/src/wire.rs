@@ -677,13 +677,23 @@ impl ReceivedPart {
     /// document; a fragment may not decode on its own).
     pub fn decoded(&self) -> Result<Bytes, base64::DecodeError> {
         if self.base64 {
-            Ok(Bytes::from(
-                base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT.decode(&self.bytes)?,
-            ))
+            Ok(Bytes::from(decode_base64(&self.bytes)?))
         } else {
             Ok(self.bytes.clone())
         }
     }
+}
+
+/// Decodes MIME base64 as RFC 2045 says: characters outside the base64 alphabet (line
+/// breaks, and the stray characters some senders leave) are ignored; padding is optional.
+pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
+    let engine = &base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
+    let clean = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    if text.iter().all(clean) {
+        return engine.decode(text);
+    }
+    let filtered: Vec<u8> = text.iter().copied().filter(clean).collect();
+    engine.decode(filtered)
 }
 
 /// `bytes::Bytes` as base64 text in serialized forms (JSON stays compact and readable).
