@@ -13,6 +13,13 @@
 //! before carrying out its actions, which is what makes a transfer survive `kill -9` at any
 //! step. Every transition, including the ones a confused or hostile peer provokes, is
 //! tested here without a network.
+//!
+//! Around them, two pure modules deal with what travels: [`wire`] builds the HL7 payloads a
+//! transfer sends (request, acknowledgements, Continue, COPC) and says what a received ebXML
+//! message is; [`large`] plans everything a sender sends for a record of any size (a
+//! skeleton and a gzipped extract when the extract is too big, documents inline, in COPC
+//! messages, or split into fragments with an index) and puts it back together on the
+//! requester's side.
 
 pub mod ids;
 pub mod large;
