@@ -21,6 +21,7 @@
 //! messages, or split into fragments with an index) and puts it back together on the
 //! requester's side.
 
+pub mod driver;
 pub mod ids;
 pub mod large;
 pub mod requester;

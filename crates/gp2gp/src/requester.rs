@@ -190,7 +190,7 @@ pub enum Event {
 }
 
 /// What to do, in order, once the new state is safely stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     /// Positive acknowledgement of a COPC message.
     AckCopc { message_id: MessageId },

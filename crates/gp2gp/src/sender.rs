@@ -108,7 +108,7 @@ pub enum Event {
 }
 
 /// What to do, in order, once the new state is safely stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     /// Read the record and build the extract (and its COPC messages).
     Build,
