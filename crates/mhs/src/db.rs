@@ -5,29 +5,18 @@ use store::sqlx::{self, Row};
 use store::{Database, Migration};
 
 use crate::Error;
+use crate::outbox::NewEntry;
 use crate::state::{Delivered, Failed, InFlight, OutboundState, Pending, RetryPolicy, Retrying};
 
 pub(crate) const SERVICE: &str = "mhs";
 
+/// The outbox table of an MHS.
+pub(crate) const OUTBOX: &str = "mhs_outbound";
+
 /// The tables, in SQL both engines accept as written.
-const SCHEMA: &str = "CREATE TABLE mhs_outbound (
-            message_id TEXT PRIMARY KEY,
-            conversation_id TEXT NOT NULL,
-            interaction_id TEXT NOT NULL,
-            address TEXT NOT NULL,
-            content_type TEXT NOT NULL,
-            payload_key TEXT NOT NULL,
-            state TEXT NOT NULL,
-            attempts BIGINT NOT NULL,
-            retries BIGINT NOT NULL,
-            retry_interval_ms BIGINT NOT NULL,
-            created_at BIGINT NOT NULL,
-            expires_at BIGINT NOT NULL,
-            next_attempt_at BIGINT NOT NULL,
-            lease_until BIGINT NOT NULL,
-            updated_at BIGINT NOT NULL,
-            reason TEXT);
-        CREATE INDEX mhs_outbound_due ON mhs_outbound (state, next_attempt_at);
+const SCHEMA: &str = concat!(
+    crate::outbox_table!("mhs_outbound"),
+    ";
         CREATE TABLE mhs_inbound (
             message_id TEXT PRIMARY KEY,
             conversation_id TEXT NOT NULL,
@@ -41,7 +30,8 @@ const SCHEMA: &str = "CREATE TABLE mhs_outbound (
             state TEXT NOT NULL,
             lease_until BIGINT NOT NULL,
             deliveries BIGINT NOT NULL);
-        CREATE INDEX mhs_inbound_queue ON mhs_inbound (state, received_at)";
+        CREATE INDEX mhs_inbound_queue ON mhs_inbound (state, received_at)"
+);
 
 pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -143,51 +133,54 @@ fn outbound_row(r: &sqlx::any::AnyRow) -> Result<OutboundRow, sqlx::Error> {
     })
 }
 
-pub(crate) struct NewOutbound<'a> {
-    pub message_id: &'a str,
-    pub conversation_id: &'a str,
-    pub interaction_id: &'a str,
-    pub address: &'a str,
-    pub content_type: &'a str,
-    pub payload_key: &'a str,
-    pub retries: i64,
-    pub retry_interval_ms: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Inserts a new outbox row in state `pending`; `false` if the id is taken.
-pub(crate) async fn insert_outbound(db: &Database, m: &NewOutbound<'_>) -> Result<bool, Error> {
-    let done = sqlx::query(
-        "INSERT INTO mhs_outbound (message_id, conversation_id, interaction_id, address, \
+/// Inserts a new outbox row in state `pending`; `false` if the id is taken. (`table` is
+/// always a name from code, checked by `Outbox::new`, never text from outside.)
+pub(crate) async fn insert_outbound<'c, E>(
+    executor: E,
+    table: &str,
+    m: &NewEntry<'_>,
+) -> Result<bool, Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let expires_at = m
+        .accepted_at
+        .saturating_add(millis(m.reliability.persist_duration));
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} (message_id, conversation_id, interaction_id, address, \
          content_type, payload_key, state, attempts, retries, retry_interval_ms, created_at, \
          expires_at, next_attempt_at, lease_until, updated_at, reason) \
          VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $10, $11, 0, $12, NULL) \
-         ON CONFLICT (message_id) DO NOTHING",
-    )
+         ON CONFLICT (message_id) DO NOTHING"
+    )))
     .bind(m.message_id)
     .bind(m.conversation_id)
     .bind(m.interaction_id)
     .bind(m.address)
     .bind(m.content_type)
     .bind(m.payload_key)
-    .bind(m.retries)
-    .bind(m.retry_interval_ms)
-    .bind(m.created_at)
-    .bind(m.expires_at)
-    .bind(m.created_at)
-    .bind(m.created_at)
-    .execute(db.pool())
+    .bind(i64::from(m.reliability.retries))
+    .bind(millis(m.reliability.retry_interval))
+    .bind(m.accepted_at)
+    .bind(expires_at)
+    .bind(m.accepted_at)
+    .bind(m.accepted_at)
+    .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn outbound(
     db: &Database,
+    table: &str,
     message_id: &str,
 ) -> Result<Option<OutboundRow>, Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {OUTBOUND_COLUMNS} FROM mhs_outbound WHERE message_id = $1"
+        "SELECT {OUTBOUND_COLUMNS} FROM {table} WHERE message_id = $1"
     )))
     .bind(message_id)
     .fetch_optional(db.pool())
@@ -198,11 +191,12 @@ pub(crate) async fn outbound(
 /// Rows whose next attempt is due, or whose attempt's lease ran out.
 pub(crate) async fn due_outbound(
     db: &Database,
+    table: &str,
     now: i64,
     limit: i64,
 ) -> Result<Vec<OutboundRow>, Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {OUTBOUND_COLUMNS} FROM mhs_outbound \
+        "SELECT {OUTBOUND_COLUMNS} FROM {table} \
          WHERE (state IN ('pending', 'retrying') AND next_attempt_at <= $1) \
             OR (state = 'in_flight' AND lease_until <= $2) \
          ORDER BY next_attempt_at LIMIT $3"
@@ -216,11 +210,11 @@ pub(crate) async fn due_outbound(
 }
 
 /// When the worker next has something to do: the earliest due attempt or lease expiry.
-pub(crate) async fn next_outbound_wake(db: &Database) -> Result<Option<i64>, Error> {
-    let row = sqlx::query(
+pub(crate) async fn next_outbound_wake(db: &Database, table: &str) -> Result<Option<i64>, Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT MIN(CASE WHEN state = 'in_flight' THEN lease_until ELSE next_attempt_at END) AS t \
-         FROM mhs_outbound WHERE state IN ('pending', 'retrying', 'in_flight')",
-    )
+         FROM {table} WHERE state IN ('pending', 'retrying', 'in_flight')"
+    )))
     .fetch_one(db.pool())
     .await?;
     Ok(row.try_get::<Option<i64>, _>("t")?)
@@ -228,13 +222,17 @@ pub(crate) async fn next_outbound_wake(db: &Database) -> Result<Option<i64>, Err
 
 /// Moves a row from the state it was read in to a new one, only if nobody moved it first
 /// (the row is the unit of ownership between workers and processes).
-pub(crate) async fn transition(
-    db: &Database,
+pub(crate) async fn transition<'c, E>(
+    executor: E,
+    table: &str,
     from: &OutboundRow,
     to: &OutboundState,
     lease_until: i64,
     now: i64,
-) -> Result<bool, Error> {
+) -> Result<bool, Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
     let (attempts, next_attempt_at, reason) = match to {
         OutboundState::Pending(_) => (0, from.next_attempt_at, None),
         OutboundState::InFlight(f) => (
@@ -254,11 +252,11 @@ pub(crate) async fn transition(
             Some(f.reason.clone()),
         ),
     };
-    let done = sqlx::query(
-        "UPDATE mhs_outbound SET state = $1, attempts = $2, next_attempt_at = $3, \
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET state = $1, attempts = $2, next_attempt_at = $3, \
          lease_until = $4, updated_at = $5, reason = $6 \
-         WHERE message_id = $7 AND state = $8 AND attempts = $9",
-    )
+         WHERE message_id = $7 AND state = $8 AND attempts = $9"
+    )))
     .bind(to.name())
     .bind(attempts)
     .bind(next_attempt_at)
@@ -268,9 +266,42 @@ pub(crate) async fn transition(
     .bind(&from.message_id)
     .bind(&from.state)
     .bind(from.attempts)
-    .execute(db.pool())
+    .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The payload keys of final rows last changed before `before`.
+pub(crate) async fn final_outbound_keys(
+    db: &Database,
+    table: &str,
+    before: i64,
+) -> Result<Vec<String>, Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT payload_key FROM {table} WHERE state IN ('delivered', 'failed') AND updated_at < $1"
+    )))
+    .bind(before)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get("payload_key"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Forgets final rows last changed before `before`.
+pub(crate) async fn delete_final_outbound(
+    db: &Database,
+    table: &str,
+    before: i64,
+) -> Result<u64, Error> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE state IN ('delivered', 'failed') AND updated_at < $1"
+    )))
+    .bind(before)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
 }
 
 // ---- inbox ----------------------------------------------------------------------------

@@ -5,20 +5,17 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use ebxml::{
-    CODE_CONTEXT_EBXML, ErrorCode, ErrorDetail, Href, Message, ReplyIds, Severity, SoapFault,
-    TransferEncoding,
-};
+use ebxml::{ErrorCode, ErrorDetail, Href, Message, TransferEncoding};
 use http::{HeaderMap, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::tls::PeerIdentity;
-use crate::{Error, Inner, MhsHandle, db, time};
+use crate::{Error, Inner, MhsHandle, db, hop};
 
 /// An inbound message handed to the local consumer.
 #[derive(Debug, Clone)]
@@ -183,18 +180,11 @@ pub(crate) fn router(handle: MhsHandle) -> Router {
         .with_state(handle)
 }
 
-const XML: &str = "text/xml; charset=UTF-8";
-
 fn soap_fault(error: &ebxml::Error) -> Response {
     metrics::counter!("mhs_messages_rejected_total", "code" => error.error_code().to_string())
         .increment(1);
     tracing::warn!(code = %error.error_code(), error = %error, "rejected an inbound message: SOAP fault");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        [(http::header::CONTENT_TYPE, XML)],
-        SoapFault::from_error(error).to_xml(),
-    )
-        .into_response()
+    hop::fault(error)
 }
 
 fn server_fault(reason: &str) -> Response {
@@ -202,135 +192,26 @@ fn server_fault(reason: &str) -> Response {
         reason,
         "could not take an inbound message; the sender will retry"
     );
-    let fault = SoapFault {
-        fault_code: "SOAP:Server".into(),
-        fault_string: "The message could not be stored; send it again later".into(),
-        fault_actor: None,
-        errors: vec![ebxml::FaultError {
-            code_context: Some(CODE_CONTEXT_EBXML.into()),
-            error_code: ErrorCode::DeliveryFailure.to_string(),
-            severity: Some(Severity::Error.as_str().into()),
-            location: None,
-            description: Some(reason.to_string()),
-        }],
-    };
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        [(http::header::CONTENT_TYPE, XML)],
-        fault.to_xml(),
-    )
-        .into_response()
+    hop::server_fault(reason)
 }
 
-fn ids(inner: &Inner) -> ReplyIds {
-    ReplyIds {
-        message_id: time::new_message_id(),
-        timestamp: time::ebxml_timestamp(inner.clock.now_ms()),
-    }
-}
-
-fn invalid(code: ErrorCode, location: &str, description: String) -> ErrorDetail {
-    ErrorDetail {
-        code,
-        severity: Severity::Error,
-        code_context: CODE_CONTEXT_EBXML.into(),
-        location: Some(location.into()),
-        description: Some(description),
-    }
-}
-
-/// What is wrong with a readable header, if anything.
+/// What is wrong with a readable message, if anything: it must be for this MHS, and its
+/// header must hold what forward-reliable messaging needs ([`hop::check_header`]).
 fn validate(inner: &Inner, message: &Message) -> Vec<ErrorDetail> {
-    let env = message.envelope();
-    let h = &env.message_header;
+    let to = &message.envelope().message_header.to.id;
     let mut errors = Vec::new();
-    if h.to.id.trim() != inner.config.party_key {
-        errors.push(invalid(
+    if to.trim() != inner.config.party_key {
+        errors.push(hop::invalid(
             ErrorCode::ValueNotRecognized,
             "eb:MessageHeader/eb:To/eb:PartyId",
             format!(
-                "this MHS is {}, not {}: the message was sent to the wrong party",
-                inner.config.party_key, h.to.id
+                "this MHS is {}, not {to}: the message was sent to the wrong party",
+                inner.config.party_key
             ),
         ));
     }
-    if h.cpa_id.trim().is_empty() {
-        errors.push(invalid(
-            ErrorCode::ValueNotRecognized,
-            "eb:MessageHeader/eb:CPAId",
-            "the CPAId is empty".into(),
-        ));
-    }
-    if h.service == ebxml::SERVICE_EBXML {
-        errors.push(invalid(
-            ErrorCode::NotSupported,
-            "eb:MessageHeader/eb:Service",
-            "asynchronous acknowledgments and errors are not accepted: this MHS answers on the same HTTP exchange".into(),
-        ));
-    } else if !h.service.starts_with("urn:nhs:names:services:") {
-        errors.push(invalid(
-            ErrorCode::ValueNotRecognized,
-            "eb:MessageHeader/eb:Service",
-            format!("the service {:?} is not an NHS service", h.service),
-        ));
-    }
-    if h.action.is_empty()
-        || !h
-            .action
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        errors.push(invalid(
-            ErrorCode::ValueNotRecognized,
-            "eb:MessageHeader/eb:Action",
-            format!("the action {:?} is not an interaction id", h.action),
-        ));
-    }
-    let id = &h.message_data.message_id;
-    if id.trim().is_empty() || id.len() > 256 {
-        errors.push(invalid(
-            ErrorCode::ValueNotRecognized,
-            "eb:MessageHeader/eb:MessageData/eb:MessageId",
-            "the MessageId is empty or too long".into(),
-        ));
-    }
-    if h.conversation_id.trim().is_empty() {
-        errors.push(invalid(
-            ErrorCode::ValueNotRecognized,
-            "eb:MessageHeader/eb:ConversationId",
-            "the ConversationId is empty".into(),
-        ));
-    }
-    if let Err(e) = message.check_references() {
-        errors.push(ErrorDetail::from_error(&e));
-    }
+    errors.extend(hop::check_header(message));
     errors
-}
-
-async fn read_body(body: Body, limit: u64) -> Result<Bytes, ebxml::Error> {
-    let mut body = body;
-    let mut buf = Vec::new();
-    let mut size: u64 = 0;
-    // Read on past the limit (discarding) so that the sender finishes writing and sees the
-    // answer, up to a hard stop.
-    let hard_stop = limit.saturating_mul(4);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ebxml::Error::MalformedHttpRequest {
-            reason: e.to_string(),
-        })?;
-        if let Ok(data) = frame.into_data() {
-            size += data.len() as u64;
-            if size <= limit {
-                buf.extend_from_slice(&data);
-            } else if size > hard_stop {
-                break;
-            }
-        }
-    }
-    if size > limit {
-        return Err(ebxml::Error::MessageTooLarge { size, limit });
-    }
-    Ok(Bytes::from(buf))
 }
 
 async fn receive(
@@ -361,33 +242,12 @@ async fn receive_in(
     body: Body,
 ) -> Response {
     let inner = &h.inner;
-    let limits = inner.config.limits;
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let declared: Option<u64> = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    if let Some(n) = declared
-        && n > limits.max_message_bytes.saturating_mul(4)
-    {
-        return soap_fault(&ebxml::Error::MessageTooLarge {
-            size: n,
-            limit: limits.max_message_bytes,
-        });
-    }
-    let body = match read_body(body, limits.max_message_bytes).await {
-        Ok(b) => b,
-        Err(e) => return soap_fault(&e),
-    };
-    if content_type.is_empty() {
-        return soap_fault(&ebxml::Error::MissingContentType);
-    }
-    let message = match Message::parse(body.clone(), &content_type, &limits) {
-        Ok(m) => m,
+    let hop::Received {
+        message,
+        body,
+        content_type,
+    } = match hop::read_message(&headers, body, &inner.config.limits).await {
+        Ok(r) => r,
         Err(e) => return soap_fault(&e),
     };
     let header = message.envelope().message_header.clone();
@@ -402,13 +262,7 @@ async fn receive_in(
                 .increment(1);
             tracing::warn!(code = %e.code, location = e.location.as_deref().unwrap_or(""), description = e.description.as_deref().unwrap_or(""), "rejected an inbound message: ebXML error");
         }
-        let answer = ebxml::message_error(&header, &ids(inner), errors);
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(http::header::CONTENT_TYPE, XML)],
-            answer.to_xml(),
-        )
-            .into_response();
+        return hop::error_list(&header, &hop::reply_ids(inner.clock.now_ms()), errors);
     }
     let message_id = header.message_data.message_id.trim().to_string();
     let now = inner.clock.now_ms();
@@ -450,13 +304,7 @@ async fn receive_in(
         }
         Err(e) => return server_fault(&e.to_string()),
     }
-    let ack = ebxml::acknowledgment(message.envelope(), &ids(inner));
-    (
-        StatusCode::OK,
-        [(http::header::CONTENT_TYPE, XML)],
-        ack.to_xml(),
-    )
-        .into_response()
+    hop::acknowledge(message.envelope(), &hop::reply_ids(now))
 }
 
 // ---- the inbox ------------------------------------------------------------------------

@@ -50,6 +50,12 @@
 //! can share one PostgreSQL outbox without sending a message twice at once.
 //! [`MhsHandle::status`] and [`MhsHandle::wait_final`] answer where a message is.
 //!
+//! The sending machinery is [`outbox`]: a table of messages already in wire form and the
+//! worker that delivers them. The MHS has one (`mhs_outbound`); anyone who needs to pass
+//! already-built messages on reliably can have their own — Spine's relay (the `spine`
+//! crate) forwards what it receives through an outbox of its own table, and hears every
+//! retry, delivery and failure through an [`OutboxObserver`] in the same transaction.
+//!
 //! # The inbound pipeline
 //!
 //! `POST /` on the inbound endpoint ([`MhsHandle::inbound_router`], served by [`serve`]
@@ -72,7 +78,8 @@
 //!    `SOAP:Server` fault, which senders retry.
 //! 6. **Acknowledge**: `eb:Acknowledgment` (HTTP 200).
 //!
-//! Nothing is stored for a refused message.
+//! Nothing is stored for a refused message. Steps 2, 3 and 4 (bar the `eb:To` check) and
+//! the answers are the building blocks in [`hop`], which a relay shares.
 //!
 //! # The consumer contract
 //!
@@ -136,8 +143,10 @@
 mod db;
 mod error;
 mod facade;
+pub mod hop;
 mod inbound;
 mod outbound;
+pub mod outbox;
 pub mod sds;
 pub mod state;
 mod time;
@@ -150,11 +159,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use clock::SharedClock;
 use store::{Database, PayloadStore};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use error::Error;
 pub use inbound::{AdaptorAttachment, AdaptorExternalAttachment, AdaptorInbound, InboundMessage};
+pub use outbox::{Outbox, OutboxEvent, OutboxEventKind, OutboxObserver, OutboxSettings};
 pub use sds::{Destination, Reliability, SdsClient, SdsConfig, SdsError};
 pub use state::OutboundState;
 pub use tls::{PeerIdentity, Server, TlsConfig, serve};
@@ -316,10 +326,8 @@ pub(crate) struct Inner {
     pub clock: SharedClock,
     pub http: tls::HttpClient,
     pub sds: Option<SdsClient>,
-    pub outbox_wake: Notify,
+    pub outbox: Outbox,
     pub inbox_wake: Notify,
-    /// Message ids whose outbound state became final.
-    pub finals: broadcast::Sender<String>,
     pub stop: watch::Sender<bool>,
 }
 
@@ -387,7 +395,20 @@ impl Mhs {
             .sds
             .clone()
             .map(|s| SdsClient::new(s, http.clone(), clock.clone(), config.reliability));
-        let (finals, _) = broadcast::channel(1024);
+        let outbox = Outbox::new(
+            OutboxSettings {
+                table: db::OUTBOX,
+                metric_prefix: "mhs",
+                attempt_timeout: config.attempt_timeout,
+                max_in_flight: config.max_in_flight,
+                limits: config.limits,
+            },
+            db.clone(),
+            payloads.clone(),
+            clock.clone(),
+            http.clone(),
+            None,
+        )?;
         let (stop, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             config,
@@ -396,14 +417,19 @@ impl Mhs {
             clock,
             http,
             sds,
-            outbox_wake: Notify::new(),
+            outbox,
             inbox_wake: Notify::new(),
-            finals,
             stop,
         });
         let handle = MhsHandle { inner };
         let mut tasks = vec![
-            tokio::spawn(outbound::worker(handle.inner.clone())),
+            tokio::spawn(
+                handle
+                    .inner
+                    .outbox
+                    .clone()
+                    .run(handle.inner.stop.subscribe()),
+            ),
             tokio::spawn(inbound::housekeeping(handle.inner.clone())),
         ];
         if let Some(url) = handle.inner.config.webhook.clone() {
@@ -500,9 +526,10 @@ impl MhsHandle {
 
     /// Where an outbound message is.
     pub async fn status(&self, message_id: &str) -> Result<OutboundState, Error> {
-        db::outbound(&self.inner.db, message_id)
+        self.inner
+            .outbox
+            .state(message_id)
             .await?
-            .map(|r| r.state())
             .ok_or_else(|| Error::UnknownMessage(message_id.to_string()))
     }
 
@@ -513,25 +540,7 @@ impl MhsHandle {
         message_id: &str,
         timeout: Duration,
     ) -> Result<OutboundState, Error> {
-        let mut finals = self.inner.finals.subscribe();
-        let deadline = self
-            .inner
-            .clock
-            .now_ms()
-            .saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
-        loop {
-            let state = self.status(message_id).await?;
-            if state.is_final() || self.inner.clock.now_ms() >= deadline {
-                return Ok(state);
-            }
-            tokio::select! {
-                r = finals.recv() => match r {
-                    Ok(id) if id != message_id => continue,
-                    _ => {}
-                },
-                _ = self.inner.clock.sleep_until(deadline) => {}
-            }
-        }
+        self.inner.outbox.wait_final(message_id, timeout).await
     }
 
     /// The next inbound message for the local consumer, waiting for one. It is leased to
