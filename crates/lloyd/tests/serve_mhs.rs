@@ -1,7 +1,8 @@
 //! The message handler as a GP system uses it, through the binary: two `lloyd serve`
 //! processes, each with an `[mhs]`; a GP-system-style POST to practice A's MHS adaptor
-//! facade travels as a reliable ebXML message to practice B's handler (routed by SDS) and
-//! is pulled from B's facade in the adaptor's inbound JSON shape, exactly once.
+//! facade travels as a reliable ebXML message to practice B's handler (routed by SDS,
+//! through the Spine relay of the process serving SDS, which logs it) and is pulled from
+//! B's facade in the adaptor's inbound JSON shape, exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -157,6 +158,19 @@ async fn a_gp_system_message_crosses_from_a_to_b_through_two_lloyd_processes() {
         "{ebxml}"
     );
     assert!(ebxml.contains("RCMR_IN010000UK05"), "{ebxml}");
+    // It went MHS → Spine → MHS: the relay of the process serving SDS logged it.
+    let url = format!("{a_base}/spine/message-log?conversationId={conversation}");
+    let log = http.get(url).send().await.unwrap();
+    assert_eq!(log.status(), 200);
+    let log = log.text().await.unwrap();
+    let entries: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1, "{log}");
+    assert_eq!(entries[0]["GUID"], message);
+    assert_eq!(entries[0]["event"], "received");
+    assert_eq!(entries[0]["toSystem"], "Lloyd");
 
     // Acknowledged, it is gone: delivered exactly once.
     let r = http

@@ -43,6 +43,9 @@ pub enum Error {
     /// A configuration file could not be used.
     #[error("{0}")]
     Config(String),
+    /// The relay's message handling (its outbox, its TLS client) failed.
+    #[error("the Spine relay failed: {0}")]
+    Relay(#[from] mhs::Error),
 }
 
 impl From<store::sqlx::Error> for Error {
@@ -69,9 +72,11 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Store(_) | Error::Payload(_) | Error::Corrupt(_) | Error::Config(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Store(_)
+            | Error::Payload(_)
+            | Error::Corrupt(_)
+            | Error::Config(_)
+            | Error::Relay(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -8,12 +8,15 @@
 //! | [`pds`] | the Personal Demographics Service | who a patient is and where they are registered (FHIR `Patient` read, trace, JSON Patch of the registration) |
 //! | [`nems`] | the National Events Management Service | change-of-GP events, pushed to subscribers' callback URLs or pulled |
 //! | [`mesh`] | Message Exchange for Social Care and Health | mailboxes: send, poll, download, acknowledge |
+//! | [`relay`] | the Spine MHS (message relay) | every GP2GP message, MHS → Spine → MHS: acknowledged, forwarded to the receiving system with retries, and logged |
+//! | [`message_log`] | the national message log | one line per message, retry and error, read as JSON lines |
 //!
-//! Each module owns its tables (`sds_*`, `pds_*`, `nems_*`, `mesh_*`) in one
+//! Each module owns its tables (`sds_*`, `pds_*`, `nems_*`, `mesh_*`, `relay_*`) in one
 //! [`store::Database`] — SQLite on one machine, PostgreSQL when scaled — and builds an axum
 //! [`Router`] (`sds::router`, …) that the `lloyd serve` command nests under its prefix
-//! (`/sds`, `/pds`, `/nems`, `/mesh`). [`Spine::start`] opens everything with one
-//! [`Config`] and one clock and gives back [`Spine::router`] with all four mounted.
+//! (`/sds`, `/pds`, `/nems`, `/mesh`; the relay answers at `/reliablemessaging/forwardreliable`
+//! and `/spine/message-log`). [`Spine::start`] opens everything with one [`Config`] and one
+//! clock and gives back [`Spine::router`] with all of them mounted.
 //!
 //! Handlers are thin: they parse the request, call the module's store, and shape the answer.
 //! Every failure is one [`Error`], turned into a FHIR `OperationOutcome` with Spine's error
@@ -36,15 +39,17 @@ use serde::{Deserialize, Serialize};
 
 pub mod error;
 pub mod mesh;
+pub mod message_log;
 pub mod nems;
 pub mod pds;
+pub mod relay;
 pub mod sds;
 pub mod time;
 
 pub use error::{Error, Result};
 
-/// The configuration of the four services (the `[sds]`, `[pds]`, `[nems]` and `[mesh]`
-/// sections of `lloyd serve`'s file). Every default works on one machine.
+/// The configuration of the services (the `[sds]`, `[pds]`, `[nems]`, `[mesh]` and
+/// `[relay]` sections of `lloyd serve`'s file). Every default works on one machine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -60,6 +65,9 @@ pub struct Config {
     /// MESH.
     #[serde(default)]
     pub mesh: mesh::MeshConfig,
+    /// The message relay and the national message log.
+    #[serde(default)]
+    pub relay: relay::RelayConfig,
 }
 
 /// SDS's configuration.
@@ -77,7 +85,7 @@ pub mod sds_config {
     }
 }
 
-/// The four services, opened and running.
+/// The services, opened and running.
 #[derive(Debug, Clone)]
 pub struct Spine {
     /// SDS.
@@ -88,11 +96,15 @@ pub struct Spine {
     pub nems: nems::NemsState,
     /// MESH.
     pub mesh: mesh::MeshState,
+    /// The message relay, unless it is switched off. Its forwarding stops when the last
+    /// clone of this `Spine` is dropped.
+    pub relay: Option<Arc<relay::Relay>>,
 }
 
 impl Spine {
     /// Opens the services on `db` (creating their tables), loads the configured SDS
-    /// directory, and starts NEMS delivery and the PDS→NEMS relay in the background.
+    /// directory, and starts NEMS delivery, the PDS→NEMS relay and (unless switched off)
+    /// the message relay's forwarding in the background.
     /// `base_url` is the public address of the server (`http://127.0.0.1:8080`).
     pub async fn start(
         db: store::Database,
@@ -131,21 +143,41 @@ impl Spine {
         );
         pds.spawn_relay();
         nems.spawn_delivery();
+        let relay = if config.relay.enabled {
+            let r = relay::Relay::start(
+                db.clone(),
+                payloads.clone(),
+                clock.clone(),
+                directory.clone(),
+                &config.relay,
+                base,
+            )
+            .await?;
+            Some(Arc::new(r))
+        } else {
+            None
+        };
         let mesh = mesh::MeshState::open(db, payloads, clock, config.mesh.clone()).await?;
         Ok(Spine {
             sds: sds::SdsState {
                 directory,
                 base_url: Arc::from(format!("{base}/sds")),
+                relay_url: relay.as_ref().map(|r| Arc::from(r.url())),
             },
             pds,
             nems,
             mesh,
+            relay,
         })
     }
 
-    /// All four services, each nested under its prefix and counted in the
-    /// `spine_requests_total` metric.
+    /// All the services, each nested under its prefix (the relay at its own paths) and
+    /// counted in the `spine_requests_total` metric.
     pub fn router(&self) -> Router {
+        let relay = match &self.relay {
+            Some(r) => with_metrics("relay", r.router()),
+            None => Router::new(),
+        };
         Router::new()
             .nest("/sds", with_metrics("sds", sds::router(self.sds.clone())))
             .nest("/pds", with_metrics("pds", pds::router(self.pds.clone())))
@@ -157,6 +189,7 @@ impl Spine {
                 "/mesh",
                 with_metrics("mesh", mesh::router(self.mesh.clone())),
             )
+            .merge(relay)
     }
 }
 

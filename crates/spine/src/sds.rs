@@ -17,6 +17,16 @@
 //!
 //! No match is an empty searchset, not an error; a missing or malformed parameter is a 400
 //! with an `OperationOutcome`.
+//!
+//! # Addresses, and the relay
+//!
+//! Like live Spine, GP2GP traffic goes MHS → Spine → MHS. When the message relay runs
+//! ([`crate::relay`], on by default), an Endpoint for a forward-reliable GP2GP interaction
+//! ([`forward_reliable`]) answers the relay's URL, `{base_url}/reliablemessaging/forwardreliable`,
+//! as its `address`; the directory (and `GET /admin/organisations`) keeps each system's
+//! own MHS address, which is where the relay forwards to. A system with no address of its
+//! own keeps an empty one (nobody can deliver to it), and other interactions (GP Connect's,
+//! or a system that asks for no acknowledgments) answer their own address as before.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -387,6 +397,24 @@ pub struct SdsState {
     pub directory: Directory,
     /// The public base URL of the SDS service (`http://127.0.0.1:8080/sds`), for `fullUrl`s.
     pub base_url: Arc<str>,
+    /// The message relay's URL, when the relay runs: the `address` answered for
+    /// forward-reliable GP2GP interactions.
+    pub relay_url: Option<Arc<str>>,
+}
+
+/// The service of GP2GP's interactions.
+const GP2GP_SERVICE: &str = "urn:nhs:names:services:gp2gp:";
+
+/// Whether messages of `interaction` to `sys` travel forward-reliably through the relay:
+/// a GP2GP interaction (all of GP2GP is forward-reliable) to a system that has not
+/// declared `ack_requested = "never"`.
+pub fn forward_reliable(sys: &System, interaction: &str) -> bool {
+    interaction.starts_with(GP2GP_SERVICE)
+        && !sys
+            .reliability
+            .ack_requested
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case("never"))
 }
 
 /// The SDS service: the FHIR API and the admin endpoints.
@@ -619,7 +647,16 @@ async fn search_endpoints(
     let interaction = search.interaction.unwrap_or_default();
     let resources = found
         .iter()
-        .map(|(o, s)| endpoint(o, s, &interaction))
+        .map(|(o, s)| match &state.relay_url {
+            Some(relay) if !s.address.trim().is_empty() && forward_reliable(s, &interaction) => {
+                let through_relay = System {
+                    address: relay.to_string(),
+                    ..s.clone()
+                };
+                endpoint(o, &through_relay, &interaction)
+            }
+            _ => endpoint(o, s, &interaction),
+        })
         .collect();
     Ok(crate::fhir_json(
         StatusCode::OK,

@@ -57,12 +57,13 @@ async fn endpoint_searches_answer_exactly_in_the_corpus_shape() {
         "Endpoint"
     );
 
-    // A GP2GP endpoint carries the whole reliability extension.
+    // A GP2GP endpoint carries the whole reliability extension, and (the relay being on)
+    // the relay's address: GP2GP goes MHS → Spine → MHS.
     let (_, bundle) = search(&s, "Endpoint", &params("B86041", EHR_REQUEST)).await;
     let e = &bundle["entry"][0]["resource"];
     assert_eq!(
         e["address"],
-        "http://127.0.0.1:8081/reliablemessaging/forwardreliable"
+        format!("{}/reliablemessaging/forwardreliable", s.base)
     );
     let rel: Vec<&str> = e["extension"][0]["extension"]
         .as_array()
@@ -98,6 +99,47 @@ async fn endpoint_searches_answer_exactly_in_the_corpus_shape() {
     let (status, bundle) = search(&s, "Endpoint", &by_key).await;
     assert_eq!(status, 200);
     assert_eq!(bundle["total"], 1);
+}
+
+#[tokio::test]
+async fn without_the_relay_endpoints_answer_each_systems_own_address() {
+    let config = spine::Config {
+        relay: spine::relay::RelayConfig {
+            enabled: false,
+            ..spine::relay::RelayConfig::default()
+        },
+        ..spine::Config::default()
+    };
+    let s = start_with(config, None).await;
+    let (_, bundle) = search(&s, "Endpoint", &params("B86041", EHR_REQUEST)).await;
+    assert_eq!(
+        bundle["entry"][0]["resource"]["address"],
+        "http://127.0.0.1:8081/reliablemessaging/forwardreliable"
+    );
+    // Nor does the relay answer.
+    assert_eq!(get(&s, "/spine/message-log").await.status(), 404);
+}
+
+async fn get(s: &Server, path: &str) -> reqwest::Response {
+    s.http
+        .get(format!("{}{path}", s.base))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_the_relay_the_directory_keeps_each_systems_own_address() {
+    let s = start().await;
+    let org: Value = get(&s, "/sds/admin/organisations/B86041")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        org["systems"][0]["address"],
+        "http://127.0.0.1:8081/reliablemessaging/forwardreliable"
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! `lloyd serve`: run Spine in a box — SDS, PDS, NEMS and MESH — on one HTTP port.
+//! `lloyd serve`: run Spine in a box — SDS, PDS, NEMS, MESH, and the message relay with
+//! the national message log — on one HTTP port.
 //!
 //! Configuration comes from one TOML file (`--config`), then `LLOYD_*` environment
 //! variables, then `--listen`; every default works on one machine: `127.0.0.1:8080`, state in
@@ -52,6 +53,10 @@ struct Config {
     nems: spine::nems::NemsConfig,
     #[serde(default)]
     mesh: spine::mesh::MeshConfig,
+    /// The message relay (`/reliablemessaging/forwardreliable`) and the national message
+    /// log (`/spine/message-log`). On by default.
+    #[serde(default)]
+    relay: spine::relay::RelayConfig,
     /// A message handler beside Spine: reliable ebXML in and out, and the NHS MHS
     /// adaptor's REST facade for a GP system. Off unless `party_key` is set.
     #[serde(default)]
@@ -88,6 +93,7 @@ struct MhsSection {
 enum Kind {
     Text,
     Integer,
+    Bool,
     List,
 }
 
@@ -130,6 +136,33 @@ const ENV: &[(&str, Option<&str>, &str, Kind)] = &[
         "mailboxes",
         Kind::List,
     ),
+    ("LLOYD_RELAY_ENABLED", Some("relay"), "enabled", Kind::Bool),
+    (
+        "LLOYD_RELAY_ATTEMPT_TIMEOUT_SECS",
+        Some("relay"),
+        "attempt_timeout_secs",
+        Kind::Integer,
+    ),
+    (
+        "LLOYD_RELAY_MAX_IN_FLIGHT",
+        Some("relay"),
+        "max_in_flight",
+        Kind::Integer,
+    ),
+    (
+        "LLOYD_RELAY_REMEMBER_HOURS",
+        Some("relay"),
+        "remember_hours",
+        Kind::Integer,
+    ),
+    (
+        "LLOYD_RELAY_TLS_CERT",
+        Some("relay"),
+        "tls_cert",
+        Kind::Text,
+    ),
+    ("LLOYD_RELAY_TLS_KEY", Some("relay"), "tls_key", Kind::Text),
+    ("LLOYD_RELAY_TLS_CA", Some("relay"), "tls_ca", Kind::Text),
     ("LLOYD_MHS_PARTY_KEY", Some("mhs"), "party_key", Kind::Text),
     ("LLOYD_MHS_ODS_CODE", Some("mhs"), "ods_code", Kind::Text),
     ("LLOYD_MHS_ASID", Some("mhs"), "asid", Kind::Text),
@@ -210,6 +243,19 @@ async fn start_mhs(
     Ok(Some(started))
 }
 
+/// `[relay]`, forwarding over mutual TLS with the `[mhs]` identity when the relay has
+/// none of its own.
+fn relay_config(config: &Config) -> spine::relay::RelayConfig {
+    let mut relay = config.relay.clone();
+    let own = relay.tls_cert.is_some() || relay.tls_key.is_some() || relay.tls_ca.is_some();
+    if !own {
+        relay.tls_cert = config.mhs.tls_cert.clone();
+        relay.tls_key = config.mhs.tls_key.clone();
+        relay.tls_ca = config.mhs.tls_ca.clone();
+    }
+    relay
+}
+
 fn load_config(
     file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
@@ -232,6 +278,11 @@ fn load_config(
                     .parse::<i64>()
                     .map_err(|_| format!("{var}={text} is not a whole number"))?,
             ),
+            Kind::Bool => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+                "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+                _ => return Err(format!("{var}={text} is not true or false")),
+            },
             Kind::List => toml::Value::Array(
                 text.split(',')
                     .map(str::trim)
@@ -333,6 +384,7 @@ async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String
         pds: config.pds.clone(),
         nems: config.nems.clone(),
         mesh: config.mesh.clone(),
+        relay: relay_config(&config),
     };
     let spine = spine::Spine::start(
         db.clone(),
@@ -351,11 +403,9 @@ async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
-        // The Spine services: /sds, /pds, /nems, /mesh.
+        // The Spine services: /sds, /pds, /nems, /mesh, and the relay's
+        // /reliablemessaging/forwardreliable and /spine/message-log.
         .merge(spine.router());
-    // Seam: the message relay (`/reliablemessaging/forwardreliable`) and the national
-    // message log, built on the `mhs` crate, are nested here the same way, e.g.
-    // `.nest("/reliablemessaging", relay::router(relay_state))`, sharing `db` and the clock.
 
     tracing::info!(%addr, %database, "lloyd serve started");
     println!("lloyd serve: listening on http://{addr}");
@@ -420,9 +470,14 @@ mod tests {
         let env = |v: &str| match v {
             "LLOYD_PDS_RATE_LIMIT_PER_SECOND" => Some("7".to_string()),
             "LLOYD_MESH_MAILBOXES" => Some("A1, B2".to_string()),
+            "LLOYD_RELAY_ENABLED" => Some("off".to_string()),
             _ => None,
         };
         let c = load_config(Some(&path), env).unwrap();
+        assert!(!c.relay.enabled);
+        assert!(load_config(None, |_| None).unwrap().relay.enabled);
+        let bad = |v: &str| (v == "LLOYD_RELAY_ENABLED").then(|| "maybe".to_string());
+        assert!(load_config(None, bad).is_err());
         assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9000"));
         assert_eq!(c.pds.rate_limit_per_second, 7);
         assert_eq!(c.mesh.mailboxes, vec!["A1", "B2"]);
