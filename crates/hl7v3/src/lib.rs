@@ -40,6 +40,7 @@ pub mod ehr;
 pub mod message;
 pub mod name;
 pub mod reason;
+mod scan;
 pub mod stream;
 pub mod validate;
 pub mod xml;

@@ -285,7 +285,7 @@ impl Message {
     pub fn parse_with(input: &[u8], limits: &xml::Limits) -> Result<Message, MessageError> {
         let mut r = xml::EventReader::new(input, limits)?;
         let (start, empty, offset) = r.root_start()?;
-        let root_name = start.name().0.to_string();
+        let root_name = start.name().to_string();
         if Interaction::from_id(xml::local_name(&root_name)).is_none() {
             return Err(MessageError::UnknownInteraction(root_name));
         }

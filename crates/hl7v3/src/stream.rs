@@ -39,7 +39,7 @@ impl<'a> Compositions<'a> {
     pub fn new(input: &'a [u8], limits: &Limits) -> Result<Self, MessageError> {
         let mut reader = EventReader::new(input, limits)?;
         let (start, empty, _) = reader.root_start()?;
-        let root = start.name().0.to_string();
+        let root = start.name().to_string();
         let local = crate::xml::local_name(&root).to_string();
         if !matches!(local.as_str(), "RCMR_IN030000UK06" | "RCMR_IN030000UK07") {
             return Err(MessageError::UnknownInteraction(root));
@@ -64,7 +64,7 @@ impl<'a> Compositions<'a> {
         while !self.path.is_empty() {
             match self.reader.next_event()? {
                 Ev::Start(start, empty, offset) => {
-                    let name = hl7_local(start.name().0).to_string();
+                    let name = hl7_local(start.name()).to_string();
                     let parent = self.path.last().map(String::as_str);
                     match (parent, name.as_str()) {
                         (Some("component"), "ehrComposition") => {

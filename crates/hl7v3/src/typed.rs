@@ -19,7 +19,7 @@
 
 use std::borrow::Cow;
 
-pub use quick_xml::events::BytesStart;
+pub use crate::xml::StartTag;
 
 use crate::xml::{Attribute, Element, EventReader, Node, Writer, XmlError};
 
@@ -32,11 +32,34 @@ pub trait FromXml: Sized {
     /// (the fast path). Gives exactly what `from_xml` gives on the same element's tree.
     fn from_events(
         r: &mut EventReader<'_>,
-        start: &BytesStart<'_>,
+        start: &StartTag<'_>,
         empty: bool,
         offset: u64,
     ) -> Result<Self, XmlError> {
         Ok(Self::from_xml(r.element(start, empty, offset)?))
+    }
+
+    /// [`from_events`](Self::from_events) into a box. Classes of the model read straight
+    /// into the box, so that a large class is not moved once read.
+    fn boxed_from_events(
+        r: &mut EventReader<'_>,
+        start: &StartTag<'_>,
+        empty: bool,
+        offset: u64,
+    ) -> Result<Box<Self>, XmlError> {
+        Self::from_events(r, start, empty, offset).map(Box::new)
+    }
+
+    /// [`from_events`](Self::from_events) onto the end of `list` (read in place too).
+    fn push_from_events(
+        list: &mut Vec<Self>,
+        r: &mut EventReader<'_>,
+        start: &StartTag<'_>,
+        empty: bool,
+        offset: u64,
+    ) -> Result<(), XmlError> {
+        list.push(Self::from_events(r, start, empty, offset)?);
+        Ok(())
     }
 }
 
@@ -67,7 +90,15 @@ impl<'a> Content<'a> {
         }
     }
 
+    #[inline]
     fn flush(&mut self, extra: &mut Extra, element_next: bool) {
+        if self.pending.is_some() {
+            self.flush_pending(extra, element_next);
+        }
+    }
+
+    #[inline(never)]
+    fn flush_pending(&mut self, extra: &mut Extra, element_next: bool) {
         if let Some(t) = self.pending.take() {
             let blank = is_blank(&t);
             if blank && (self.seen_element || element_next) {
@@ -340,35 +371,78 @@ macro_rules! hl7_class {
                 out
             }
 
-            #[allow(unused_mut, unused_variables)]
             fn from_events(
                 r: &mut $crate::xml::EventReader<'_>,
-                start: &$crate::typed::BytesStart<'_>,
+                start: &$crate::typed::StartTag<'_>,
                 empty: bool,
                 offset: u64,
             ) -> Result<Self, $crate::xml::XmlError> {
                 let mut out = Self::default();
+                out.read_events_into(r, start, empty, offset)?;
+                Ok(out)
+            }
+
+            fn boxed_from_events(
+                r: &mut $crate::xml::EventReader<'_>,
+                start: &$crate::typed::StartTag<'_>,
+                empty: bool,
+                offset: u64,
+            ) -> Result<Box<Self>, $crate::xml::XmlError> {
+                let mut out = Box::<Self>::default();
+                out.read_events_into(r, start, empty, offset)?;
+                Ok(out)
+            }
+
+            fn push_from_events(
+                list: &mut Vec<Self>,
+                r: &mut $crate::xml::EventReader<'_>,
+                start: &$crate::typed::StartTag<'_>,
+                empty: bool,
+                offset: u64,
+            ) -> Result<(), $crate::xml::XmlError> {
+                list.push(Self::default());
+                match list.last_mut() {
+                    Some(out) => out.read_events_into(r, start, empty, offset),
+                    None => Ok(()),
+                }
+            }
+        }
+
+        impl $name {
+            /// Reads the element whose start tag was just read into `self` (a default
+            /// value, in the place where it will stay): see [`FromXml::from_events`].
+            ///
+            /// [`FromXml::from_events`]: $crate::typed::FromXml::from_events
+            #[doc(hidden)]
+            #[allow(unused_mut, unused_variables)]
+            pub fn read_events_into(
+                &mut self,
+                r: &mut $crate::xml::EventReader<'_>,
+                start: &$crate::typed::StartTag<'_>,
+                empty: bool,
+                offset: u64,
+            ) -> Result<(), $crate::xml::XmlError> {
+                let out = self;
                 r.for_each_attribute(start, offset, |name, value| match name {
                     $( $aname => out.$afield = Some(value), )*
                     _ => out.extra.attrs.push($crate::xml::Attribute { name: name.into(), value }),
                 })?;
                 if empty {
-                    return Ok(out);
+                    return Ok(());
                 }
                 let mut content = $crate::typed::Content::default();
                 loop {
                     match r.next_event()? {
                         $crate::xml::Ev::Start(s, empty, off) => {
                             content.element(&mut out.extra);
-                            let qn: &str = s.name().0;
+                            let qn: &str = s.name();
                             // The name in the HL7 namespace, or "" for a foreign element.
                             let local = $crate::typed::hl7_local(qn);
                             $(
                                 if $crate::hl7_class!(@matches_name qn, local, $kind, $cty, $cname)
                                     && $crate::hl7_class!(@room out.$cfield, $kind)
                                 {
-                                    let v = <$cty as $crate::typed::FromXml>::from_events(r, &s, empty, off)?;
-                                    $crate::hl7_class!(@put_value out.$cfield, $kind, v);
+                                    $crate::hl7_class!(@read out.$cfield, $kind, $cty, r, s, empty, off);
                                     content.typed();
                                     continue;
                                 }
@@ -384,13 +458,13 @@ macro_rules! hl7_class {
                         }
                         $crate::xml::Ev::Eof => {
                             return Err($crate::xml::XmlError::Truncated {
-                                open: start.name().0.to_string(),
+                                open: start.name().to_string(),
                                 offset: r.position(),
                             });
                         }
                     }
                 }
-                Ok(out)
+                Ok(())
             }
         }
 
@@ -418,11 +492,17 @@ macro_rules! hl7_class {
     (@ty choice $t:ty) => { Option<$t> };
 
     (@matches $c:ident, choice, $t:ty, $n:literal) => { <$t>::is_choice(&$c) };
-    (@matches_name $q:ident, $l:ident, choice, $t:ty, $n:literal) => { <$t>::is_choice_name($q) };
+    (@matches_name $q:ident, $l:ident, choice, $t:ty, $n:literal) => { <$t>::is_choice_local($l) };
     (@matches_name $q:ident, $l:ident, $kind:ident, $t:ty, $n:literal) => { $l == $n };
-    (@put_value $f:expr, many, $v:ident) => { $f.push($v) };
-    (@put_value $f:expr, choice, $v:ident) => { $f = Some($v) };
-    (@put_value $f:expr, opt, $v:ident) => { $f = Some(Box::new($v)) };
+    (@read $f:expr, many, $t:ty, $r:ident, $s:ident, $e:ident, $o:ident) => {
+        <$t as $crate::typed::FromXml>::push_from_events(&mut $f, $r, &$s, $e, $o)?
+    };
+    (@read $f:expr, choice, $t:ty, $r:ident, $s:ident, $e:ident, $o:ident) => {
+        $f = Some(<$t as $crate::typed::FromXml>::from_events($r, &$s, $e, $o)?)
+    };
+    (@read $f:expr, opt, $t:ty, $r:ident, $s:ident, $e:ident, $o:ident) => {
+        $f = Some(<$t as $crate::typed::FromXml>::boxed_from_events($r, &$s, $e, $o)?)
+    };
     (@matches $c:ident, $kind:ident, $t:ty, $n:literal) => { $crate::typed::is_hl7_child(&$c, $n) };
 
     (@room $f:expr, opt) => { $f.is_none() };
@@ -491,7 +571,13 @@ macro_rules! hl7_choice {
 
             /// Whether an element of this name is one of the choices.
             pub fn is_choice_name(name: &str) -> bool {
-                false $( || $crate::typed::is_hl7_name(name, $vname) )*
+                Self::is_choice_local($crate::typed::hl7_local(name))
+            }
+
+            /// Whether an element of this local name in the HL7 namespace (see
+            /// [`hl7_local`](crate::typed::hl7_local)) is one of the choices.
+            pub fn is_choice_local(local: &str) -> bool {
+                matches!(local, $( $vname )|*)
             }
         }
 
@@ -507,19 +593,18 @@ macro_rules! hl7_choice {
 
             fn from_events(
                 r: &mut $crate::xml::EventReader<'_>,
-                start: &$crate::typed::BytesStart<'_>,
+                start: &$crate::typed::StartTag<'_>,
                 empty: bool,
                 offset: u64,
             ) -> Result<Self, $crate::xml::XmlError> {
-                let qn: &str = start.name().0;
-                $(
-                    if $crate::typed::is_hl7_name(qn, $vname) {
-                        return Ok($name::$variant(Box::new(
-                            <$vty as $crate::typed::FromXml>::from_events(r, start, empty, offset)?,
-                        )));
-                    }
-                )*
-                Ok($name::Other(r.element(start, empty, offset)?))
+                match $crate::typed::hl7_local(start.name()) {
+                    $(
+                        $vname => Ok($name::$variant(
+                            <$vty as $crate::typed::FromXml>::boxed_from_events(r, start, empty, offset)?,
+                        )),
+                    )*
+                    _ => Ok($name::Other(r.element(start, empty, offset)?)),
+                }
             }
         }
 

@@ -1,8 +1,11 @@
 //! The XML layer: a hardened reader that builds a lossless element tree, and a writer.
 //!
 //! Everything above this module (the typed model, validation, `inspect`) works on the tree
-//! built here, so this is the one place where untrusted bytes meet the parser. It is strict
-//! about what it accepts:
+//! built here, or reads the steps of the same [`EventReader`] directly (the typed model's
+//! fast path). That reader is this crate's own tokenizer, so this is the one place where
+//! untrusted bytes meet a parser. It is strict about what it accepts — what libxml2 calls
+//! well-formed, less what HL7 V3 never needs (`tests/wellformed.rs` compares the two on
+//! thousands of damaged documents):
 //!
 //! - **No DOCTYPE.** A document type declaration is the door to external entities (XXE) and
 //!   entity expansion bombs ("billion laughs"). HL7 V3 messages never carry one, so any
@@ -27,9 +30,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use quick_xml::events::{BytesStart, Event};
-
 pub use crate::name::Name;
+pub use crate::scan::{Ev, EventReader, StartTag};
 
 /// Limits applied while reading. The defaults are generous for real GP2GP traffic (the
 /// largest real extracts are tens of megabytes) and small enough to stop hostile input.
@@ -298,7 +300,7 @@ pub struct LineIndex<'a> {
 impl<'a> LineIndex<'a> {
     pub fn new(text: &'a [u8]) -> Self {
         let mut line_starts = vec![0];
-        line_starts.extend(memchr_iter(b'\n', text).map(|i| i + 1));
+        line_starts.extend(memchr::memchr_iter(b'\n', text).map(|i| i + 1));
         LineIndex { text, line_starts }
     }
 
@@ -317,12 +319,6 @@ impl<'a> LineIndex<'a> {
     }
 }
 
-fn memchr_iter(needle: u8, hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    hay.iter()
-        .enumerate()
-        .filter_map(move |(i, &b)| (b == needle).then_some(i))
-}
-
 /// Reads a whole document into a tree, with the default [`Limits`].
 pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
     parse_with(input, &Limits::default())
@@ -337,139 +333,9 @@ pub fn parse_with(input: &[u8], limits: &Limits) -> Result<Element, XmlError> {
     Ok(root)
 }
 
-/// One step of a document, as the readers above this module see it: references are
-/// already resolved to text, CDATA is text, the declaration and processing instructions
-/// are gone, and a DOCTYPE is an error.
-pub enum Ev<'a> {
-    /// A start tag; `true` when it is also the end (`<x/>`); the byte offset of its `<`.
-    Start(BytesStart<'a>, bool, u64),
-    /// A piece of text (adjacent pieces may follow: a reference splits text in three).
-    Text(Cow<'a, str>),
-    Comment(String),
-    End,
-    Eof,
-}
-
-/// A hardened pull reader over a whole document in memory: it enforces the [`Limits`],
-/// refuses DOCTYPE and unknown entities, and hands out [`Ev`]s. The tree reader and the
-/// typed model's direct reader (see [`crate::typed`]) both read through it.
-pub struct EventReader<'a> {
-    reader: quick_xml::Reader<&'a [u8]>,
-    limits: Limits,
-    depth: usize,
-    bom: u64,
-    /// Spans of the attribute names of the current start tag (reused: no allocation).
-    seen_keys: Vec<(usize, usize)>,
-}
-
 impl<'a> EventReader<'a> {
-    pub fn new(input: &'a [u8], limits: &Limits) -> Result<Self, XmlError> {
-        if input.len() > limits.max_bytes {
-            return Err(XmlError::TooLarge {
-                size: input.len() as u64,
-                limit: limits.max_bytes,
-            });
-        }
-        // Validate UTF-8 once, up front: quick-xml's slice reader then hands out &str
-        // without re-checking, and the error can name the exact byte.
-        // simdutf8's fast check first; on failure, std's slower one says where.
-        let text = match simdutf8::basic::from_utf8(input) {
-            Ok(text) => text,
-            Err(_) => std::str::from_utf8(input).map_err(|e| XmlError::Utf8 {
-                offset: e.valid_up_to() as u64,
-            })?,
-        };
-        // XML 1.0 allows no control characters but tab, line feed and carriage return
-        // (§2.2), not even escaped: a NUL is never part of a message.
-        if let Some(at) = text
-            .bytes()
-            .position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-        {
-            return Err(XmlError::Syntax {
-                message: format!(
-                    "control character U+{:04X} at byte {at}: XML does not allow it anywhere",
-                    text.as_bytes()[at]
-                ),
-                offset: at as u64,
-            });
-        }
-        // A byte-order mark is allowed before the declaration.
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let bom = (input.len() - text.len()) as u64;
-        let mut reader = quick_xml::Reader::from_str(text);
-        let config = reader.config_mut();
-        config.check_end_names = true;
-        config.check_comments = true;
-        config.expand_empty_elements = false;
-        config.trim_text_start = false;
-        config.trim_text_end = false;
-        Ok(EventReader {
-            reader,
-            limits: *limits,
-            depth: 0,
-            bom,
-            seen_keys: Vec::with_capacity(16),
-        })
-    }
-
-    /// The next step of the document.
-    pub fn next_event(&mut self) -> Result<Ev<'a>, XmlError> {
-        loop {
-            let offset = self.reader.buffer_position() + self.bom;
-            let event = self.reader.read_event().map_err(|e| XmlError::Syntax {
-                message: e.to_string(),
-                offset: self.reader.error_position() + self.bom,
-            })?;
-            return Ok(match event {
-                Event::Start(s) => {
-                    self.enter(offset)?;
-                    Ev::Start(s, false, offset)
-                }
-                Event::Empty(s) => {
-                    self.enter(offset)?;
-                    self.depth -= 1;
-                    Ev::Start(s, true, offset)
-                }
-                Event::End(_) => {
-                    self.depth = self.depth.saturating_sub(1);
-                    Ev::End
-                }
-                Event::Text(t) => Ev::Text(t.xml10_content()),
-                Event::CData(c) => Ev::Text(Cow::Owned(c.xml10_content().into_owned())),
-                Event::GeneralRef(r) => {
-                    let name = r.into_inner();
-                    let ch = resolve_reference(&name).ok_or_else(|| XmlError::Entity {
-                        name: name.to_string(),
-                        offset,
-                    })?;
-                    Ev::Text(Cow::Owned(ch.to_string()))
-                }
-                Event::Comment(c) => Ev::Comment(c.into_inner().into_owned()),
-                Event::DocType(_) => return Err(XmlError::Doctype { offset }),
-                Event::Decl(_) | Event::PI(_) => continue,
-                Event::Eof => Ev::Eof,
-            });
-        }
-    }
-
-    fn enter(&mut self, offset: u64) -> Result<(), XmlError> {
-        if self.depth >= self.limits.max_depth {
-            return Err(XmlError::TooDeep {
-                limit: self.limits.max_depth,
-                offset,
-            });
-        }
-        self.depth += 1;
-        Ok(())
-    }
-
-    /// The byte offset reached.
-    pub fn position(&self) -> u64 {
-        self.reader.buffer_position() + self.bom
-    }
-
     /// Reads up to the root element's start tag.
-    pub fn root_start(&mut self) -> Result<(BytesStart<'a>, bool, u64), XmlError> {
+    pub fn root_start(&mut self) -> Result<(StartTag<'a>, bool, u64), XmlError> {
         loop {
             match self.next_event()? {
                 Ev::Start(s, empty, offset) => return Ok((s, empty, offset)),
@@ -509,7 +375,7 @@ impl<'a> EventReader<'a> {
     /// The attributes of a start tag, unescaped and checked against the limits.
     pub fn attributes(
         &mut self,
-        start: &BytesStart<'_>,
+        start: &StartTag<'_>,
         offset: u64,
     ) -> Result<Vec<Attribute>, XmlError> {
         let mut attrs = Vec::new();
@@ -522,123 +388,15 @@ impl<'a> EventReader<'a> {
         Ok(attrs)
     }
 
-    /// Calls `f(name, value)` for each attribute of a start tag, unescaped and checked
-    /// against the limits, without collecting them (the typed reader's path).
-    ///
-    /// The attribute list is scanned here rather than by quick-xml's iterator: it is the
-    /// hottest loop of reading an extract, and the grammar is small (XML 1.0 §3.1:
-    /// whitespace, a name, `=`, a quoted value with no `<`, each name once).
-    pub fn for_each_attribute(
-        &mut self,
-        start: &BytesStart<'_>,
-        offset: u64,
-        mut f: impl FnMut(&str, String),
-    ) -> Result<(), XmlError> {
-        let name = start.name().0;
-        if name.len() > self.limits.max_name_len {
-            return Err(XmlError::NameTooLong {
-                limit: self.limits.max_name_len,
-                offset,
-            });
-        }
-        let raw = start.attributes_raw();
-        let bytes = raw.as_bytes();
-        let syntax = |message: String| XmlError::Syntax { message, offset };
-        let seen = &mut self.seen_keys;
-        seen.clear();
-        let mut i = 0;
-        loop {
-            // Whitespace, required before each attribute.
-            let ws_start = i;
-            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if i >= bytes.len() || (i == bytes.len() - 1 && bytes[i] == b'/') {
-                return Ok(());
-            }
-            if i == ws_start {
-                return Err(syntax(format!(
-                    "attributes of <{name}> must be separated by whitespace"
-                )));
-            }
-            // The name, up to '=' or whitespace.
-            let key_start = i;
-            while i < bytes.len() && !matches!(bytes[i], b'=' | b' ' | b'\t' | b'\r' | b'\n') {
-                if matches!(bytes[i], b'"' | b'\'' | b'<' | b'>' | b'&' | b'/') {
-                    return Err(syntax(format!("a malformed attribute name in <{name}>")));
-                }
-                i += 1;
-            }
-            let key = &raw[key_start..i];
-            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if key.is_empty() || i >= bytes.len() || bytes[i] != b'=' {
-                return Err(syntax(format!(
-                    "attribute '{key}' of <{name}> has no '=\"value\"'"
-                )));
-            }
-            i += 1;
-            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let quote = match bytes.get(i) {
-                Some(&q @ (b'"' | b'\'')) => q,
-                _ => {
-                    return Err(syntax(format!(
-                        "the value of attribute '{key}' of <{name}> is not quoted"
-                    )));
-                }
-            };
-            i += 1;
-            let value_start = i;
-            match memchr::memchr2(quote, b'<', &bytes[i..]) {
-                Some(n) if bytes[i + n] == quote => i += n,
-                Some(_) => {
-                    return Err(syntax(format!(
-                        "'<' in the value of attribute '{key}' of <{name}> (write &lt;)"
-                    )));
-                }
-                None => {
-                    return Err(syntax(format!(
-                        "the value of attribute '{key}' of <{name}> is not closed"
-                    )));
-                }
-            }
-            let value = &raw[value_start..i];
-            i += 1;
-
-            if seen.len() >= self.limits.max_attributes {
-                return Err(XmlError::TooManyAttributes {
-                    limit: self.limits.max_attributes,
-                    offset,
-                });
-            }
-            if key.len() > self.limits.max_name_len {
-                return Err(XmlError::NameTooLong {
-                    limit: self.limits.max_name_len,
-                    offset,
-                });
-            }
-            if seen.iter().any(|&(s, e)| &raw[s..e] == key) {
-                return Err(syntax(format!(
-                    "attribute '{key}' appears twice on <{name}>"
-                )));
-            }
-            seen.push((key_start, key_start + key.len()));
-            f(key, unescape_attr(value, offset)?);
-        }
-    }
-
     /// Reads a whole element (its start tag already read) into a tree.
     pub fn element(
         &mut self,
-        start: &BytesStart<'_>,
+        start: &StartTag<'_>,
         empty: bool,
         offset: u64,
     ) -> Result<Element, XmlError> {
         let mut e = Element {
-            name: Name::new(start.name().0),
+            name: Name::new(start.name()),
             attrs: self.attributes(start, offset)?,
             children: Vec::new(),
             pos: Pos(offset),
@@ -707,66 +465,6 @@ pub(crate) fn tidy_whitespace(e: &mut Element) {
         e.children
             .retain(|n| !matches!(n, Node::Text(t) if t.bytes().all(|b| b.is_ascii_whitespace())));
     }
-}
-
-fn resolve_reference(name: &str) -> Option<char> {
-    match name {
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "amp" => Some('&'),
-        "quot" => Some('"'),
-        "apos" => Some('\''),
-        _ => {
-            let num = name.strip_prefix('#')?;
-            let code = match num.strip_prefix('x') {
-                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                None => num.parse().ok()?,
-            };
-            char::from_u32(code).filter(|&c| c != '\0')
-        }
-    }
-}
-
-/// Unescapes an attribute value and applies XML's attribute-value normalisation (tab, CR
-/// and LF become spaces), refusing any entity that is not predefined.
-fn unescape_attr(raw: &str, offset: u64) -> Result<String, XmlError> {
-    if !raw
-        .bytes()
-        .any(|b| matches!(b, b'&' | b'\t' | b'\r' | b'\n'))
-    {
-        return Ok(raw.to_owned());
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(i) = rest.find(['&', '\t', '\r', '\n']) {
-        out.push_str(&rest[..i]);
-        let c = rest.as_bytes()[i];
-        if c == b'&' {
-            let after = &rest[i + 1..];
-            let end = after.find(';').ok_or_else(|| XmlError::Syntax {
-                message: "an '&' in an attribute value that starts no reference (write &amp;)"
-                    .into(),
-                offset,
-            })?;
-            let name = &after[..end];
-            let ch = resolve_reference(name).ok_or_else(|| XmlError::Entity {
-                name: name.to_string(),
-                offset,
-            })?;
-            out.push(ch);
-            rest = &after[end + 1..];
-        } else {
-            // "\r\n" normalises to a single space, like a lone CR or LF.
-            out.push(' ');
-            rest = if c == b'\r' && rest.as_bytes().get(i + 1) == Some(&b'\n') {
-                &rest[i + 2..]
-            } else {
-                &rest[i + 1..]
-            };
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// How the writer lays out the document.
