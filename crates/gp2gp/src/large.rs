@@ -951,6 +951,21 @@ fn merge_skeleton(
         ))
     })?;
     let body = strip_prolog(text);
+    // The whole original message (the usual case): recognised by its root element, without
+    // reading it all here (whoever uses the extract reads it next).
+    let root_name = body
+        .strip_prefix('<')
+        .and_then(|r| {
+            r.split(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .next()
+        })
+        .unwrap_or_default();
+    if matches!(
+        Interaction::from_id(xml::local_name(root_name)),
+        Some(Interaction::EhrExtract | Interaction::EhrExtractConfidential)
+    ) {
+        return Ok(text.to_string());
+    }
     let fragment = xml::parse_with(body.as_bytes(), &xml_limits(body.len())).map_err(|e| {
         LargeError::BadExtract(format!("the compressed extract {filename} is not XML: {e}"))
     })?;
