@@ -26,7 +26,7 @@
 
 use std::borrow::Cow;
 
-use crate::xml::{Limits, XmlError};
+use crate::xml::{Limits, Node, XmlError};
 
 /// One step of a document, as the readers above this module see it: references are
 /// already resolved to text, CDATA is text, the declaration and processing instructions
@@ -90,6 +90,8 @@ pub struct EventReader<'a> {
     attrs: Vec<AttrSpan<'a>>,
     /// `StartTag::at` of the tag whose attributes are in `attrs`.
     attrs_of: usize,
+    /// The tree reader's children of the elements being read (see `EventReader::element`).
+    pub(crate) nodes: Vec<Node>,
 }
 
 // Byte classes for the scanner.
@@ -217,24 +219,64 @@ fn word(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(eight))
 }
 
-/// Skips XML whitespace from `i`; indentation (runs of spaces) eight bytes at a time.
+/// Skips XML whitespace from `i`, eight bytes at a time.
+///
+/// The document has been checked for control characters, so every byte up to U+0020 is
+/// one of XML's four whitespace characters (space, tab, LF, CR), and the first byte of a
+/// word above 0x20 ends the run: `(b & 0x7F) + 0x5F` sets the high bit for 0x21..=0x7F,
+/// `| b` for the bytes of non-ASCII characters, and no byte carries into the next.
 #[inline]
 fn skip_space(bytes: &[u8], mut i: usize) -> usize {
-    const SPACES: u64 = u64::from_le_bytes(*b"        ");
-    loop {
-        if let Some(w) = word(bytes, i) {
-            // Leading spaces of the word: all eight, or up to the first other byte.
-            let n = ((w ^ SPACES).trailing_zeros() / 8) as usize;
-            i += n;
-            if n == 8 {
-                continue;
-            }
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const ADD: u64 = 0x5F5F_5F5F_5F5F_5F5F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(w) = word(bytes, i) {
+        let above = (((w & LOW7) + ADD) | w) & HIGH;
+        if above != 0 {
+            return i + (above.trailing_zeros() / 8) as usize;
         }
-        match bytes.get(i) {
-            Some(&b) if is(b, SPACE) => i += 1,
-            _ => return i,
-        }
+        i += 8;
     }
+    while let Some(&b) = bytes.get(i) {
+        if b > b' ' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Where the plain run of an attribute value starting at `i` ends: at its first quote
+/// character, `<`, `&`, tab, LF or CR — or a little earlier, at `#`, `$` or `%`, which the
+/// word-at-a-time test stops at too (the caller's slow path reads on from there).
+///
+/// Per byte of a word, with the document's control characters already refused:
+/// below 0x20 (tab, LF, CR), within 0x22..=0x27 (`"` `#` `$` `%` `&` `'`), or `<`.
+#[inline]
+fn plain_value_end(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(w) = word(bytes, i) {
+        let low = w & LOW7;
+        // High bit set where the byte is below 0x20 (only the lowest such byte is
+        // certain; nothing above it matters).
+        let control = w.wrapping_sub(ONES * 0x20) & !w;
+        // Exact per byte: 0x21 < b < 0x28 among ASCII bytes.
+        let quoting = (ONES * (127 + 0x28) - low) & !w & (low + ONES * (127 - 0x21));
+        let lt = w ^ (ONES * u64::from(b'<'));
+        let lt = lt.wrapping_sub(ONES) & !lt;
+        let stop = (control | quoting | lt) & HIGH;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let rest = bytes.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|&b| is(b, VALUE_STOP))
+        .unwrap_or(rest.len())
 }
 
 impl<'a> EventReader<'a> {
@@ -283,6 +325,7 @@ impl<'a> EventReader<'a> {
             after_text: false,
             attrs: Vec::with_capacity(16),
             attrs_of: usize::MAX,
+            nodes: Vec::new(),
         })
     }
 
@@ -648,12 +691,7 @@ impl<'a> EventReader<'a> {
             (Some(b'='), Some(&q @ (b'"' | b'\''))) => (key_end + 2, q),
             _ => self.attribute_eq(tag, i, key_end)?,
         };
-        let plain = bytes.get(value_start..).unwrap_or_default();
-        let mut k = value_start
-            + plain
-                .iter()
-                .position(|&b| is(b, VALUE_STOP))
-                .unwrap_or(plain.len());
+        let mut k = plain_value_end(bytes, value_start);
         let mut raw = false;
         if bytes.get(k) != Some(&quote) {
             (k, raw) = self.attribute_value(tag, i, key_end, k, quote)?;
@@ -779,6 +817,14 @@ impl<'a> EventReader<'a> {
             f(a.name, value);
         }
         Ok(())
+    }
+
+    /// How many attributes a start tag has.
+    pub fn attribute_count(&mut self, start: &StartTag<'_>) -> Result<usize, XmlError> {
+        if self.attrs_of != start.at {
+            self.rescan(start)?;
+        }
+        Ok(self.attrs.len())
     }
 
     /// Scans the attributes of a start tag that is not the last one read (a caller kept a
@@ -960,6 +1006,64 @@ mod tests {
                 let mut bad = doc.clone();
                 bad[at..at + 3].copy_from_slice(nonchar.as_bytes());
                 assert_eq!(find_forbidden(&bad), Some(at), "{nonchar:?} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_values_stop_where_the_slow_path_must_look() {
+        // Every byte value at every place of a word and a bit: the word-at-a-time test
+        // stops at every byte the plain run must stop at, and at nothing but those and
+        // the three it adds.
+        let must = |b: u8| is(b, VALUE_STOP);
+        let may = |b: u8| must(b) || matches!(b, b'#' | b'$' | b'%');
+        for b in (0x09..=0xFFu8).filter(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r')) {
+            for at in 0..12 {
+                let mut doc = vec![b'a'; 12];
+                doc[at] = b;
+                let end = plain_value_end(&doc, 0);
+                if must(b) {
+                    assert_eq!(end, at, "byte {b:#x} at {at}");
+                } else if may(b) {
+                    assert!(end == at || end == 12, "byte {b:#x} at {at}: {end}");
+                } else {
+                    assert_eq!(end, 12, "byte {b:#x} at {at}");
+                }
+            }
+        }
+        let value = b"2.16.840.1.113883.2.1.3.2.4.15\" x";
+        assert_eq!(plain_value_end(value, 0), 30);
+        assert_eq!(plain_value_end(b"a&amp;b\"", 0), 1);
+        assert_eq!(plain_value_end(b"\"", 0), 0);
+    }
+
+    #[test]
+    fn whitespace_runs_end_at_the_first_other_byte() {
+        for text in [
+            "",
+            " ",
+            "x",
+            "\n    <a>",
+            "\r\n\t \t<",
+            "                  é",
+            "  \u{a0}",
+            "\n\n\n\n\n\n\n\n\n!",
+        ] {
+            let expected = text.len() - text.trim_start_matches([' ', '\t', '\r', '\n']).len();
+            for from in 0..=expected {
+                assert_eq!(
+                    skip_space(text.as_bytes(), from),
+                    expected,
+                    "{text:?} from {from}"
+                );
+            }
+        }
+        // Every byte value, at every place in a word.
+        for b in 0x21..=0xFFu8 {
+            for at in 0..12 {
+                let mut doc = vec![b' '; 12];
+                doc[at] = b;
+                assert_eq!(skip_space(&doc, 0), at, "byte {b:#x} at {at}");
             }
         }
     }

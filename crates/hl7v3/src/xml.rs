@@ -378,7 +378,7 @@ impl<'a> EventReader<'a> {
         start: &StartTag<'_>,
         offset: u64,
     ) -> Result<Vec<Attribute>, XmlError> {
-        let mut attrs = Vec::new();
+        let mut attrs = Vec::with_capacity(self.attribute_count(start)?);
         self.for_each_attribute(start, offset, |name, value| {
             attrs.push(Attribute {
                 name: Name::new(name),
@@ -404,25 +404,39 @@ impl<'a> EventReader<'a> {
         if empty {
             return Ok(e);
         }
+        // Children gather on the reader's stack of nodes (shared by every element being
+        // read) and move into the element at its end, in one vector of the right size.
+        let mark = self.nodes.len();
+        let read = self.element_content(&e);
+        let children: Vec<Node> = self.nodes.drain(mark..).collect();
+        read?;
+        e.children = children;
+        tidy_whitespace(&mut e);
+        Ok(e)
+    }
+
+    /// Reads the content of `e` onto the stack of nodes, up to its end tag.
+    fn element_content(&mut self, e: &Element) -> Result<(), XmlError> {
         // Text pieces (split by references and CDATA) are merged into one node before
         // anything is decided about it.
         let mut pending: Option<Cow<'_, str>> = None;
         let mut has_element = false;
-        let flush = |e: &mut Element, pending: &mut Option<Cow<'_, str>>, has_element: bool| {
-            if let Some(t) = pending.take() {
-                // Indentation in element content is dropped (see `tidy_whitespace`); when
-                // an element child is already here, it is dropped before it costs anything.
-                if !(has_element && t.bytes().all(|b| b.is_ascii_whitespace())) {
-                    e.children.push(Node::Text(t.into_owned()));
+        let flush =
+            |nodes: &mut Vec<Node>, pending: &mut Option<Cow<'_, str>>, has_element: bool| {
+                if let Some(t) = pending.take() {
+                    // Indentation in element content is dropped (see `tidy_whitespace`); when
+                    // an element child is already here, it is dropped before it costs anything.
+                    if !(has_element && t.bytes().all(|b| b.is_ascii_whitespace())) {
+                        nodes.push(Node::Text(t.into_owned()));
+                    }
                 }
-            }
-        };
+            };
         loop {
             match self.next_event()? {
                 Ev::Start(s, empty, off) => {
-                    flush(&mut e, &mut pending, has_element);
+                    flush(&mut self.nodes, &mut pending, has_element);
                     let child = self.element(&s, empty, off)?;
-                    e.children.push(Node::Element(child));
+                    self.nodes.push(Node::Element(child));
                     has_element = true;
                 }
                 Ev::Text(t) => match &mut pending {
@@ -430,23 +444,21 @@ impl<'a> EventReader<'a> {
                     None => pending = Some(t),
                 },
                 Ev::Comment(c) => {
-                    flush(&mut e, &mut pending, has_element);
-                    e.children.push(Node::Comment(c));
+                    flush(&mut self.nodes, &mut pending, has_element);
+                    self.nodes.push(Node::Comment(c));
                 }
                 Ev::End => {
-                    flush(&mut e, &mut pending, has_element);
-                    break;
+                    flush(&mut self.nodes, &mut pending, has_element);
+                    return Ok(());
                 }
                 Ev::Eof => {
                     return Err(XmlError::Truncated {
-                        open: innermost_open(&e),
+                        open: innermost_open(e),
                         offset: self.position(),
                     });
                 }
             }
         }
-        tidy_whitespace(&mut e);
-        Ok(e)
     }
 }
 
