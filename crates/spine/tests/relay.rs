@@ -113,6 +113,17 @@ async fn conversation(backend: Backend) {
             .is_empty()
     );
     assert_eq!(net.node.log("since=2024-05-01").await.len(), 3);
+    // Read in pages, the log gives the same entries once each, in the same order.
+    let (q, log_store) = (spine::message_log::LogQuery::default(), relay.log());
+    let (first, after) = log_store.page(&q, None, 2).await.unwrap();
+    let (second, after) = log_store.page(&q, after, 2).await.unwrap();
+    assert!(log_store.page(&q, after, 2).await.unwrap().0.is_empty());
+    let paged: Vec<Value> = first
+        .iter()
+        .chain(&second)
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    assert_eq!(paged, log);
 }
 
 #[tokio::test]
