@@ -463,6 +463,23 @@ mod tests {
     }
 
     #[test]
+    fn a_child_out_of_schema_order_is_kept_where_it_was() {
+        // The schema puts low before high: typed, this low would be written first.
+        let ii: IVL_TS = roundtrip(
+            r#"<effectiveTime><high value="2002"/><low value="2001"/><high value="2003"/></effectiveTime>"#,
+        );
+        assert_eq!(
+            ii.high.as_ref().and_then(|t| t.value.as_deref()),
+            Some("2002")
+        );
+        assert!(ii.low.is_none());
+        assert_eq!(ii.extra.children.len(), 2);
+        let written = ii.to_element("effectiveTime");
+        let values: Vec<_> = written.elements().filter_map(|e| e.attr("value")).collect();
+        assert_eq!(values, ["2002", "2001", "2003"]);
+    }
+
+    #[test]
     fn text_types_keep_their_text() {
         let st: ST = roundtrip(r#"<text mediaType="text/plain">a &amp; b</text>"#);
         assert_eq!(st.text(), "a & b");

@@ -15,7 +15,9 @@
 //!   it is a *valid* message is the validator's question, not the reader's.
 //!
 //! A field appearing more often than the schema allows (a second `code`, say) is not lost
-//! either: the surplus goes into `Extra`.
+//! either: the surplus goes into `Extra`. So does a child that comes after one the schema
+//! puts later (`creationTime` after `versionCode`): typed, it would be written back in
+//! schema order, and the document would not read back the same.
 
 use std::borrow::Cow;
 
@@ -371,7 +373,7 @@ macro_rules! hl7_class {
         };
 
         impl $crate::typed::FromXml for $name {
-            #[allow(unused_mut, unused_variables)]
+            #[allow(unused_mut, unused_variables, unused_assignments)]
             fn from_xml(e: $crate::xml::Element) -> Self {
                 let mut out = Self::default();
                 for a in e.attrs {
@@ -380,13 +382,20 @@ macro_rules! hl7_class {
                         _ => out.extra.attrs.push(a),
                     }
                 }
+                // The schema position of the last field filled: a child for an earlier
+                // field is out of order, and kept as it is.
+                let mut last_field = 0usize;
                 for (idx, child) in e.children.into_iter().enumerate() {
                     match child {
                         $crate::xml::Node::Element(c) => {
+                            let mut field = 0usize;
                             $(
-                                if $crate::hl7_class!(@matches c, $kind, $cty, $cname)
+                                field += 1;
+                                if field >= last_field
+                                    && $crate::hl7_class!(@matches c, $kind, $cty, $cname)
                                     && $crate::hl7_class!(@room out.$cfield, $kind)
                                 {
+                                    last_field = field;
                                     $crate::hl7_class!(@put out.$cfield, $kind, $cty, c);
                                     continue;
                                 }
@@ -442,7 +451,7 @@ macro_rules! hl7_class {
             ///
             /// [`FromXml::from_events`]: $crate::typed::FromXml::from_events
             #[doc(hidden)]
-            #[allow(unused_mut, unused_variables)]
+            #[allow(unused_mut, unused_variables, unused_assignments)]
             pub fn read_events_into(
                 &mut self,
                 r: &mut $crate::xml::EventReader<'_>,
@@ -459,6 +468,9 @@ macro_rules! hl7_class {
                     return Ok(());
                 }
                 let mut content = $crate::typed::Content::default();
+                // As in `from_xml`: a child for a field before the last one filled is kept
+                // as it is.
+                let mut last_field = 0usize;
                 loop {
                     match r.next_event()? {
                         $crate::xml::Ev::Start(s, empty, off) => {
@@ -467,10 +479,14 @@ macro_rules! hl7_class {
                             // The name without an `hl7:` prefix (a foreign prefix stays,
                             // and matches no field).
                             let local = $crate::typed::hl7_match_name(qn);
+                            let mut field = 0usize;
                             $(
-                                if $crate::hl7_class!(@matches_name qn, local, $kind, $cty, $cname)
+                                field += 1;
+                                if field >= last_field
+                                    && $crate::hl7_class!(@matches_name qn, local, $kind, $cty, $cname)
                                     && $crate::hl7_class!(@room out.$cfield, $kind)
                                 {
+                                    last_field = field;
                                     $crate::hl7_class!(@read out.$cfield, $kind, $cty, r, s, empty, off);
                                     content.typed();
                                     continue;
@@ -498,7 +514,7 @@ macro_rules! hl7_class {
         }
 
         impl $crate::typed::ToXml for $name {
-            #[allow(unused_mut, unused_variables)]
+            #[allow(unused_mut, unused_variables, unused_assignments)]
             fn write_xml(&self, name: &str, w: &mut $crate::xml::Writer) {
                 w.start_typed(name);
                 $( if let Some(v) = &self.$afield { w.attr($aname, v); } )*

@@ -193,6 +193,9 @@ fn the_fast_reader_agrees_with_the_tree_reader_on_awkward_content() {
         "<MCCI_IN010000UK13><id root=\"X\"/>\n    >acceptAckCode\n  <id root=\"Y\"/></MCCI_IN010000UK13>",
         "<MCCI_IN010000UK13><id root=\"X\"/>  <![CDATA[ ]]>  <!--c-->  &#32;</MCCI_IN010000UK13>",
         "<hl7:COPC_IN000001UK01 xmlns:hl7=\"urn:hl7-org:v3\"><hl7:id root=\"X\"/><other:id xmlns:other=\"o\"/></hl7:COPC_IN000001UK01>",
+        // Found by the fuzzer: children out of schema order (creationTime comes before
+        // versionCode) stay where they were.
+        "<MCCI_IN010000UK13><id root=\"X\"/><versionCode code=\"V\"/>t<creationTime value=\"2020\"/><versionCode code=\"W\"/><id root=\"Y\"/></MCCI_IN010000UK13>",
     ];
     for case in cases {
         let fast = Message::parse(case.as_bytes()).unwrap();
