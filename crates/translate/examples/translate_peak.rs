@@ -1,96 +1,154 @@
-//! Peak memory and time of a translation of one large record, measured from outside:
+//! Time and peak memory of translating one large record, each way, streaming (as
+//! `lloyd translate` does) or through the whole-record functions:
 //!
 //! ```text
 //! cargo run --release -p translate --example translate_peak -- gen 100 /tmp/rec.xml
-//! /usr/bin/time -v target/release/examples/translate_peak to-fhir /tmp/rec.xml /tmp/rec.json
-//! /usr/bin/time -v target/release/examples/translate_peak to-hl7 /tmp/rec.json /tmp/back.xml
+//! target/release/examples/translate_peak to-fhir /tmp/rec.xml /tmp/rec.json
+//! target/release/examples/translate_peak to-hl7 /tmp/rec.json /tmp/back.xml
+//! target/release/examples/translate_peak to-fhir /tmp/rec.xml /tmp/rec.json --whole
 //! ```
 //!
 //! `gen MB FILE` writes a synthetic EhrExtract of about MB megabytes; `to-fhir IN OUT`
-//! reads an EhrExtract, translates it and writes the Bundle as JSON; `to-hl7 IN OUT` reads
-//! a Bundle and writes the EhrExtract. Each prints its input size and the time of each
-//! step; `time -v` gives the maximum resident set size.
+//! reads an EhrExtract and writes the Bundle as JSON; `to-hl7 IN OUT` reads a Bundle and
+//! writes the EhrExtract. Each prints the input size, the wall-clock and CPU time, the
+//! throughput in MB/s of input, and the peak memory: the most the allocator held at once
+//! (counted here, the input included) and the process's peak resident set, each as a
+//! multiple of the input size. `--whole` uses `extract_to_bundle` / `bundle_to_extract`
+//! and writes the model out afterwards, for comparison.
 
-// As the lloyd binary does: glibc's allocator is slow for models this size.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// Counting the bytes held needs a `GlobalAlloc` of our own (an unsafe trait); it forwards
+// to mimalloc, the allocator of the `lloyd` binary.
+#![allow(unsafe_code)]
 
+use std::alloc::{GlobalAlloc, Layout};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use translate::synthetic::synthetic_extract_xml;
-use translate::to_fhir::{ToFhirOptions, extract_to_bundle};
+use translate::to_fhir::{ToFhirOptions, extract_to_bundle, extract_to_writer};
 use translate::to_hl7::{ToHl7Options, bundle_to_extract};
+
+struct Counting;
+
+static NOW: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { mimalloc::MiMalloc.alloc(layout) };
+        if !p.is_null() {
+            let now = NOW.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { mimalloc::MiMalloc.dealloc(p, layout) };
+        NOW.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let q = unsafe { mimalloc::MiMalloc.realloc(p, layout, new_size) };
+        if !q.is_null() {
+            if new_size >= layout.size() {
+                let grow = new_size - layout.size();
+                let now = NOW.fetch_add(grow, Ordering::Relaxed) + grow;
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                NOW.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// CPU seconds used by the process so far (user + system), from `/proc/self/stat`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The process's peak resident set, in bytes, from `/proc/self/status`.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    let usage =
+        "usage: translate_peak gen MB FILE | to-fhir IN OUT [--whole] | to-hl7 IN OUT [--whole]";
     let arg = |i: usize| -> Result<&str, Box<dyn std::error::Error>> {
-        args.get(i).map(String::as_str).ok_or_else(|| {
-            "usage: translate_peak gen MB FILE | to-fhir IN OUT | to-hl7 IN OUT".into()
-        })
+        args.get(i).map(String::as_str).ok_or_else(|| usage.into())
     };
-    let mb = |t: std::time::Duration, bytes: usize| bytes as f64 / 1e6 / t.as_secs_f64();
-    match arg(1)? {
-        "gen" => {
-            let size: usize = arg(2)?.parse()?;
-            let t = Instant::now();
-            let xml = synthetic_extract_xml(size * 1_000_000, 1);
-            println!("generated {} bytes in {:?}", xml.len(), t.elapsed());
-            std::fs::write(arg(3)?, xml)?;
-        }
-        "to-fhir" => {
-            let input = std::fs::read(arg(2)?)?;
-            let t = Instant::now();
+    let whole = args.iter().any(|a| a == "--whole");
+    if arg(1)? == "gen" {
+        let size: usize = arg(2)?.parse()?;
+        let t = Instant::now();
+        let xml = synthetic_extract_xml(size * 1_000_000, 1);
+        println!("generated {} bytes in {:?}", xml.len(), t.elapsed());
+        std::fs::write(arg(3)?, xml)?;
+        return Ok(());
+    }
+    let direction = arg(1)?.to_owned();
+    let input = std::fs::read(arg(2)?)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(arg(3)?)?);
+    let rss_before = peak_rss().unwrap_or(0);
+    PEAK.store(NOW.load(Ordering::Relaxed), Ordering::Relaxed);
+    let cpu = cpu_seconds();
+    let t = Instant::now();
+    let report = match (direction.as_str(), whole) {
+        ("to-fhir", false) => extract_to_writer(&input, &mut out, &ToFhirOptions::default())?,
+        ("to-fhir", true) => {
             let msg = hl7v3::Message::parse(&input)?;
-            let parsed = t.elapsed();
             let (bundle, report) = extract_to_bundle(&msg, &ToFhirOptions::default())?;
-            let translated = t.elapsed();
             drop(msg);
-            let json = fhir::to_vec(&bundle)?;
-            let written = t.elapsed();
-            println!(
-                "input {} bytes; parse {:?}, translate {:?}, write {:?}; {:.1} MB/s parse+translate, {:.1} MB/s end to end; {} entries, {} degrades, {} unmapped; output {} bytes",
-                input.len(),
-                parsed,
-                translated - parsed,
-                written - translated,
-                mb(translated, input.len()),
-                mb(written, input.len()),
-                bundle.entry.len(),
-                report.degrades.len(),
-                report.unmapped.len(),
-                json.len()
-            );
-            std::fs::write(arg(3)?, json)?;
+            out.write_all(&fhir::to_vec(&bundle)?)?;
+            report
         }
-        "to-hl7" => {
-            let input = std::fs::read(arg(2)?)?;
-            let t = Instant::now();
-            let bundle: fhir::Bundle = fhir::from_slice(&input)?;
-            let parsed = t.elapsed();
+        ("to-hl7", _) => {
             let options = ToHl7Options {
                 creation_time: Some("20240101120000".to_owned()),
                 ..ToHl7Options::default()
             };
+            let bundle: fhir::Bundle = fhir::from_slice(&input)?;
             let (msg, report) = bundle_to_extract(&bundle, &options)?;
-            let translated = t.elapsed();
             drop(bundle);
-            let xml = msg.to_xml(hl7v3::xml::Layout::Compact);
-            let written = t.elapsed();
-            println!(
-                "input {} bytes; parse {:?}, translate {:?}, write {:?}; {:.1} MB/s parse+translate, {:.1} MB/s end to end; {} degrades, {} unmapped; output {} bytes",
-                input.len(),
-                parsed,
-                translated - parsed,
-                written - translated,
-                mb(translated, input.len()),
-                mb(written, input.len()),
-                report.degrades.len(),
-                report.unmapped.len(),
-                xml.len()
-            );
-            std::fs::write(arg(3)?, xml)?;
+            out.write_all(msg.to_xml(hl7v3::xml::Layout::Compact).as_bytes())?;
+            report
         }
-        other => return Err(format!("unknown command {other}").into()),
-    }
+        _ => return Err(usage.into()),
+    };
+    out.flush()?;
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
+    let peak = PEAK.load(Ordering::Relaxed);
+    let n = input.len() as f64;
+    println!(
+        "{direction}{}: input {} bytes; {wall:.2} s wall ({:.1} MB/s), {} CPU; peak held {:.0} MB = {:.2}× the input; peak RSS {:.0} MB = {:.2}×; {} degrades, {} unmapped",
+        if whole {
+            " (whole record)"
+        } else {
+            " (streaming)"
+        },
+        input.len(),
+        n / 1e6 / wall,
+        cpu.map_or("?".to_owned(), |c| format!("{c:.2} s")),
+        peak as f64 / 1e6,
+        peak as f64 / n,
+        peak_rss().unwrap_or(0).max(rss_before) as f64 / 1e6,
+        peak_rss().unwrap_or(0).max(rss_before) as f64 / n,
+        report.degrades.len(),
+        report.unmapped.len(),
+    );
     Ok(())
 }

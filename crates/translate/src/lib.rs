@@ -19,6 +19,12 @@
 //!   confidential items).
 //! - [`to_fhir`]: `EhrExtract` → FHIR `Bundle`.
 //!
+//! Records run to hundreds of megabytes, and the typed models of both sides take several
+//! times the size of their text. So each direction also streams: from the input's bytes to
+//! an `io::Write`, holding the input and a small index rather than both models —
+//! [`to_fhir::extract_to_writer`] writes the same bytes as [`to_fhir::extract_to_bundle`]
+//! followed by `fhir::to_vec`, with the same report. `lloyd translate` uses these.
+//!
 //! Like the format crates, this one does no I/O and reads no clock: whatever varies (ids,
 //! the time of creation, the addresses of both practices) comes in through the options.
 
@@ -26,6 +32,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+mod sink;
 pub mod synthetic;
 pub mod to_fhir;
 pub mod to_hl7;
@@ -199,6 +206,19 @@ pub enum TranslateError {
     NoFolder,
     #[error("{0}")]
     Invalid(String),
+    /// The input could not be read (not well-formed XML or JSON, or not the expected
+    /// shape); the text says where.
+    #[error("the input could not be read: {0}")]
+    Read(String),
+    /// The output could not be written (a full disk, a closed pipe).
+    #[error("the translation could not be written out ({0}); check where the output goes")]
+    Write(String),
+}
+
+impl From<std::io::Error> for TranslateError {
+    fn from(e: std::io::Error) -> TranslateError {
+        TranslateError::Write(e.to_string())
+    }
 }
 
 #[cfg(test)]

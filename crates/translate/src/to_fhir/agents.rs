@@ -11,7 +11,7 @@ use fhir::{
     PractitionerRole,
 };
 use hl7v3::datatypes::{AD, EN, TEL, parts};
-use hl7v3::ehr::{Agent, EhrExtract};
+use hl7v3::ehr::Agent;
 
 use super::codes::plain_concept;
 use super::{Ctx, hash_hex, ii_key, reference};
@@ -169,9 +169,9 @@ fn org_key(o: &hl7v3::ehr::Organization) -> String {
 }
 
 impl Ctx<'_> {
-    pub(super) fn agents(&mut self, extract: &EhrExtract) {
+    pub(super) fn agents<'x>(&mut self, agents: impl Iterator<Item = &'x Agent>) {
         let mut orgs: std::collections::HashMap<String, String> = Default::default();
-        for agent in extract.agents() {
+        for agent in agents {
             self.report.read("Agent");
             self.agent_entry(agent, &mut orgs);
         }

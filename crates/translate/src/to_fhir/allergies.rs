@@ -13,8 +13,8 @@ use super::time::{ivl_high, ivl_point, ts_to_fhir, ts_value};
 use super::{Ctx, Scope, reference};
 use crate::DegradeCode;
 
-impl<'a> Ctx<'a> {
-    pub fn allergy(&mut self, c: &'a CompoundStatement, scope: &Scope) -> Vec<String> {
+impl Ctx<'_> {
+    pub fn allergy(&mut self, c: &CompoundStatement, scope: &Scope) -> Vec<String> {
         let drug = c.code.as_ref().and_then(|k| k.code.as_deref()) == Some("14L..00");
         let mut out = Vec::new();
         for s in c.component.iter().filter_map(|sc| sc.statement.as_ref()) {
@@ -24,7 +24,7 @@ impl<'a> Ctx<'a> {
                 continue;
             };
             self.read_statement(s);
-            let fallback = format!("{}#{}", scope.comp_id, self.entries.len());
+            let fallback = format!("{}#{}", scope.comp_id, self.entry_count());
             let hl7_id = o.id.as_deref().or(c.id.first());
             let id = self.id_for("AllergyIntolerance", hl7_id, &fallback);
             let source = hl7_id

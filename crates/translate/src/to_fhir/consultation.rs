@@ -59,14 +59,14 @@ pub fn is_allergy_category(c: &CompoundStatement) -> bool {
             .any(|sc| matches!(sc.statement, Some(Statement::ObservationStatement(_))))
 }
 
-impl<'a> Ctx<'a> {
+impl Ctx<'_> {
     /// Counts one statement read.
     pub fn read_statement(&mut self, s: &Statement) {
         let kind = statement_kind(s).to_owned();
         self.report.read(&kind);
     }
 
-    pub(super) fn composition(&mut self, comp: &'a EhrComposition, index: usize) {
+    pub(super) fn composition(&mut self, comp: &EhrComposition, index: usize) {
         self.report.read("ehrComposition");
         let comp_key = comp
             .id
@@ -249,7 +249,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Maps the statements inside a compound statement; returns the references to list.
-    pub fn children(&mut self, c: &'a CompoundStatement, scope: &Scope) -> Vec<String> {
+    pub fn children(&mut self, c: &CompoundStatement, scope: &Scope) -> Vec<String> {
         let mut out = Vec::new();
         for sc in &c.component {
             if let Some(s) = &sc.statement {
@@ -328,7 +328,7 @@ impl<'a> Ctx<'a> {
 
     /// Maps one statement (and what it contains); returns the references of the resources
     /// that stand for it at this level.
-    pub fn statement(&mut self, s: &'a Statement, scope: &Scope) -> Vec<String> {
+    pub fn statement(&mut self, s: &Statement, scope: &Scope) -> Vec<String> {
         self.read_statement(s);
         match s {
             Statement::ObservationStatement(o) => {
@@ -355,7 +355,7 @@ impl<'a> Ctx<'a> {
             Statement::RequestStatement(r) => self.referral(r, scope).into_iter().collect(),
             Statement::MedicationStatement(m) => self.medication(m, scope),
             Statement::LinkSet(l) => {
-                self.linksets.push((l, scope.clone()));
+                self.linksets.push(((**l).clone(), scope.clone()));
                 Vec::new()
             }
             Statement::CompoundStatement(c) => self.compound(c, scope),
@@ -394,7 +394,7 @@ impl<'a> Ctx<'a> {
         });
     }
 
-    fn compound(&mut self, c: &'a CompoundStatement, scope: &Scope) -> Vec<String> {
+    fn compound(&mut self, c: &CompoundStatement, scope: &Scope) -> Vec<String> {
         if is_allergy_category(c) {
             return self.allergy(c, scope);
         }

@@ -16,74 +16,12 @@ use fhir::{
     MedicationRequestDispenseRequest, MedicationStatement, Meta, Period, Requester, systems,
 };
 use hl7v3::datatypes::CD;
-use hl7v3::ehr::{Authorise, Discontinue, MedicationStatement as Hl7Med, Prescribe, Supply};
+use hl7v3::ehr::{Authorise, MedicationStatement as Hl7Med, Prescribe, Supply};
 
 use super::observations::quantity;
 use super::time::{ivl_high, ivl_point, ts_to_fhir, ts_value};
-use super::{Ctx, Index, Scope, hash_hex, ii_key, reference, text_of};
+use super::{Ctx, Scope, hash_hex, ii_key, reference, text_of};
 use crate::{DegradeCode, Unmapped};
-
-/// What the rest of the record says about one authorisation.
-#[derive(Default)]
-pub(crate) struct AuthInfo<'m> {
-    /// Whether the authorisation itself is in the record.
-    pub exists: bool,
-    pub repeat_number: Option<u64>,
-    pub discontinue: Option<&'m Discontinue>,
-    /// The latest issue's availability time.
-    pub last_issue: Option<&'m str>,
-}
-
-pub(crate) fn prescan<'m>(m: &'m Hl7Med, ix: &mut Index<'m>) {
-    for supply in m.component.iter().filter_map(|c| c.supply.as_ref()) {
-        match supply {
-            Supply::Authorise(a) => {
-                if let Some(k) = a.id.as_deref().and_then(ii_key) {
-                    let info = ix.authorisations.entry(k).or_default();
-                    info.exists = true;
-                    info.repeat_number = a
-                        .repeat_number
-                        .as_ref()
-                        .and_then(|r| r.value.as_deref())
-                        .and_then(|v| v.trim().trim_start_matches('+').parse().ok());
-                }
-            }
-            Supply::Discontinue(d) => {
-                for r in &d.reversal_of {
-                    if let Some(k) = r
-                        .prior_medication_ref
-                        .as_ref()
-                        .and_then(|p| p.id.as_deref())
-                        .and_then(ii_key)
-                    {
-                        ix.authorisations
-                            .entry(k)
-                            .or_default()
-                            .discontinue
-                            .get_or_insert(d);
-                    }
-                }
-            }
-            Supply::Prescribe(p) => {
-                let when = ts_value(p.availability_time.as_deref());
-                if let (Some(k), Some(when)) = (
-                    p.in_fulfillment_of
-                        .as_ref()
-                        .and_then(|f| f.prior_medication_ref.as_ref())
-                        .and_then(|r| r.id.as_deref())
-                        .and_then(ii_key),
-                    when,
-                ) {
-                    let info = ix.authorisations.entry(k).or_default();
-                    if info.last_issue.is_none_or(|l| l < when) {
-                        info.last_issue = Some(when);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
 
 fn profile(name: &str, meta: Option<Meta>) -> Option<Meta> {
     Some(Meta {
@@ -119,7 +57,7 @@ fn notes_of(list: &[hl7v3::ehr::SupplyAnnotationHolder]) -> Vec<Annotation> {
         .collect()
 }
 
-impl<'a> Ctx<'a> {
+impl Ctx<'_> {
     /// The Medication for a drug code (one per distinct code and text).
     fn medication_resource(&mut self, cd: Option<&CD>, source: &str) -> String {
         let key = match cd {
@@ -157,8 +95,8 @@ impl<'a> Ctx<'a> {
         r
     }
 
-    pub fn medication(&mut self, m: &'a Hl7Med, scope: &Scope) -> Vec<String> {
-        let fallback = format!("{}#{}", scope.comp_id, self.entries.len());
+    pub fn medication(&mut self, m: &Hl7Med, scope: &Scope) -> Vec<String> {
+        let fallback = format!("{}#{}", scope.comp_id, self.entry_count());
         let source =
             m.id.as_deref()
                 .and_then(|i| i.value())
@@ -302,20 +240,21 @@ impl<'a> Ctx<'a> {
 
     fn authorise(
         &mut self,
-        a: &'a Authorise,
+        a: &Authorise,
         mc: &MedCtx<'_>,
         scope: &Scope,
         source: &str,
     ) -> Vec<String> {
-        let fallback = format!("{source}#auth{}", self.entries.len());
+        let fallback = format!("{source}#auth{}", self.entry_count());
         let id = self.id_for("MedicationRequest", a.id.as_deref(), &fallback);
         let info =
             a.id.as_deref()
                 .and_then(ii_key)
                 .and_then(|k| self.index.authorisations.get(&k));
         let repeat = info.and_then(|i| i.repeat_number);
-        let discontinue = info.and_then(|i| i.discontinue);
-        let last_issue = info.and_then(|i| i.last_issue);
+        let discontinue = info.and_then(|i| i.discontinue.clone());
+        let discontinue = discontinue.as_deref();
+        let last_issue = info.and_then(|i| i.last_issue.clone());
         let zone = self.zone();
         let status_complete =
             a.status_code.as_ref().and_then(|s| s.code.as_deref()) == Some("COMPLETE");
@@ -412,7 +351,7 @@ impl<'a> Ctx<'a> {
             format!("{}-MS", &id[..id.len().min(61)]),
         );
         let mut st_ext = Vec::new();
-        if let Some(last) = last_issue.and_then(|t| ts_to_fhir(t, zone)) {
+        if let Some(last) = last_issue.as_deref().and_then(|t| ts_to_fhir(t, zone)) {
             st_ext.push(Extension::with_value(
                 systems::extension::MEDICATION_STATEMENT_LAST_ISSUE_DATE,
                 Choice::DateTime(last),
@@ -447,12 +386,12 @@ impl<'a> Ctx<'a> {
 
     fn prescribe(
         &mut self,
-        p: &'a Prescribe,
+        p: &Prescribe,
         mc: &MedCtx<'_>,
         scope: &Scope,
         source: &str,
     ) -> Vec<String> {
-        let fallback = format!("{source}#issue{}", self.entries.len());
+        let fallback = format!("{source}#issue{}", self.entry_count());
         let id = self.id_for("MedicationRequest", p.id.as_deref(), &fallback);
         let zone = self.zone();
         let plan = p

@@ -29,21 +29,25 @@ mod agents;
 mod allergies;
 pub mod codes;
 mod consultation;
+mod index;
 mod medication;
 mod observations;
 mod problems;
 mod requests;
 mod results;
+mod stream;
 pub mod time;
 
 use std::collections::{HashMap, HashSet};
 
 use fhir::{Bundle, BundleEntry, Coding, Identifier, Meta, Patient, Reference, Resource, systems};
 use hl7v3::datatypes::{CD, II};
-use hl7v3::ehr::{EhrComposition, EhrExtract, Participant, Statement};
+use hl7v3::ehr::{EhrComposition, EhrExtract, Participant};
 
 use crate::{Report, TranslateError, Unmapped};
 
+pub(crate) use index::Index;
+pub use stream::extract_to_writer;
 pub use time::TimeZone;
 
 /// What the caller decides for a translation (the crate reads no clock and invents no
@@ -87,39 +91,70 @@ pub fn translate_extract(
         .filter(|n| !n.is_empty())
         .ok_or(TranslateError::NoNhsNumber)?;
 
-    let index = Index::build(extract);
-    let mut ctx = Ctx::new(options, index, extract);
-    ctx.patient(nhs, extract);
-    ctx.agents(extract);
-
     let compositions: Vec<&EhrComposition> = folder
         .component
         .iter()
         .filter_map(|c| c.ehr_composition.as_deref())
         .collect();
+    let mut index = Index::default();
+    for comp in &compositions {
+        index.add_composition(comp.component.iter().filter_map(|c| c.statement.as_ref()));
+    }
+    index.finish();
+    for comp in &compositions {
+        index.capture_named(comp.component.iter().filter_map(|c| c.statement.as_ref()));
+    }
+    let extract_time = extract
+        .availability_time
+        .as_ref()
+        .and_then(|t| t.value.clone());
+    let mut ctx = Ctx::new(options, index, extract_time);
+    ctx.patient(nhs, source_ods(extract));
+    ctx.agents(extract.agents());
     for (i, comp) in compositions.iter().enumerate() {
         ctx.composition(comp, i);
     }
     ctx.conditions();
     ctx.unmapped_leftovers();
 
-    let bundle_id = options
-        .bundle_id
-        .clone()
-        .or_else(|| extract.id.as_deref().and_then(ii_id))
-        .unwrap_or_else(|| format!("bundle-{}", hash_hex(nhs)));
+    let bundle_id = bundle_id(options, extract.id.as_deref(), nhs);
     let entries = std::mem::take(&mut ctx.entries);
     let bundle = Bundle {
-        id: Some(bundle_id),
+        entry: entries,
+        ..bundle_shell(bundle_id)
+    };
+    Ok((bundle, ctx.report))
+}
+
+/// The sending practice's ODS code (the extract's author).
+fn source_ods(extract: &EhrExtract) -> Option<&str> {
+    extract
+        .author
+        .as_ref()
+        .and_then(|a| a.agent_org_sds.as_ref())
+        .and_then(|a| a.ods_code())
+}
+
+/// The Bundle's id: as given, else from the extract's id, else from the NHS number.
+fn bundle_id(options: &ToFhirOptions, extract_id: Option<&II>, nhs: &str) -> String {
+    options
+        .bundle_id
+        .clone()
+        .or_else(|| extract_id.and_then(ii_id))
+        .unwrap_or_else(|| format!("bundle-{}", hash_hex(nhs)))
+}
+
+/// The Bundle without its entries.
+fn bundle_shell(id: String) -> Bundle {
+    Bundle {
+        id: Some(id),
         meta: Some(Meta {
             profile: vec![systems::PROFILE_STRUCTURED_RECORD_BUNDLE.to_owned()],
             ..Meta::default()
         }),
         r#type: Some("collection".to_owned()),
-        entry: entries,
         ..Bundle::default()
-    };
-    Ok((bundle, ctx.report))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -194,105 +229,6 @@ pub(crate) fn reference(target: &str) -> Reference {
 }
 
 // ---------------------------------------------------------------------------
-// the pre-scan
-
-/// What must be known about the whole record before mapping any one statement.
-pub(crate) struct Index<'m> {
-    /// Every statement (and supply) by id.
-    pub statements: HashMap<String, &'m Statement>,
-    /// Statements named by a LinkSet in the same composition: the Condition carries them.
-    pub consumed_by_condition: HashSet<String>,
-    /// LinkSet id → ids of the LinkSets that list it as a component (its parents).
-    pub linkset_parents: HashMap<String, Vec<String>>,
-    /// Authorisation id → what later supplies say about it.
-    pub authorisations: HashMap<String, medication::AuthInfo<'m>>,
-}
-
-impl<'m> Index<'m> {
-    fn build(extract: &'m EhrExtract) -> Index<'m> {
-        let mut ix = Index {
-            statements: HashMap::new(),
-            consumed_by_condition: HashSet::new(),
-            linkset_parents: HashMap::new(),
-            authorisations: HashMap::new(),
-        };
-        let Some(folder) = extract.folder() else {
-            return ix;
-        };
-        let mut linksets = Vec::new();
-        for comp in folder
-            .component
-            .iter()
-            .filter_map(|c| c.ehr_composition.as_deref())
-        {
-            let mut in_comp = HashSet::new();
-            let mut here = Vec::new();
-            let mut stack: Vec<&Statement> = comp
-                .component
-                .iter()
-                .filter_map(|c| c.statement.as_ref())
-                .collect();
-            while let Some(s) = stack.pop() {
-                if let Some(k) = s.id().and_then(ii_key) {
-                    in_comp.insert(k.clone());
-                    ix.statements.entry(k).or_insert(s);
-                }
-                match s {
-                    Statement::CompoundStatement(c) => {
-                        stack.extend(c.component.iter().filter_map(|sc| sc.statement.as_ref()));
-                    }
-                    Statement::LinkSet(l) => {
-                        linksets.push(l);
-                        here.push(l);
-                    }
-                    Statement::MedicationStatement(m) => medication::prescan(m, &mut ix),
-                    _ => {}
-                }
-            }
-            for l in here {
-                if let Some(named) = l
-                    .condition_named
-                    .as_ref()
-                    .and_then(|c| c.named_statement_ref.as_ref())
-                    .and_then(|r| r.id.as_ref())
-                    .and_then(|i| ii_key(i))
-                    && in_comp.contains(&named)
-                {
-                    ix.consumed_by_condition.insert(named);
-                }
-            }
-        }
-        for l in &linksets {
-            let Some(me) = l.id.as_ref().and_then(|i| ii_key(i)) else {
-                continue;
-            };
-            for c in &l.component {
-                if let Some(child) = c
-                    .statement_ref
-                    .as_ref()
-                    .and_then(|r| r.id.as_ref())
-                    .and_then(|i| ii_key(i))
-                {
-                    ix.linkset_parents
-                        .entry(child)
-                        .or_default()
-                        .push(me.clone());
-                }
-            }
-        }
-        // Only the named statements that are plain observations are folded into the
-        // Condition; anything else keeps its own resource.
-        ix.consumed_by_condition.retain(|k| {
-            matches!(
-                ix.statements.get(k),
-                Some(Statement::ObservationStatement(_))
-            )
-        });
-        ix
-    }
-}
-
-// ---------------------------------------------------------------------------
 // the translation context
 
 /// Where a statement sits: its composition and what it inherits from it.
@@ -317,16 +253,19 @@ pub(crate) struct Scope {
 pub(crate) struct Ctx<'a> {
     pub opts: &'a ToFhirOptions,
     pub report: Report,
+    /// Entries made and not yet handed on.
     pub entries: Vec<BundleEntry>,
+    /// Entries handed on already (see [`Ctx::take_entries`]).
+    taken: usize,
     used: HashSet<(&'static str, String)>,
     pub patient_ref: String,
-    pub index: Index<'a>,
+    pub index: Index,
     /// Agent id (key) → `Practitioner/…` or `Organization/…`.
     pub agents: HashMap<String, String>,
     /// Statement id (key) → the reference of the resource it became.
     pub produced: HashMap<String, String>,
     /// LinkSets seen, with their scope, mapped once every statement is known.
-    pub linksets: Vec<(&'a hl7v3::ehr::LinkSet, Scope)>,
+    pub linksets: Vec<(hl7v3::ehr::LinkSet, Scope)>,
     /// Medication dedupe: key → `Medication/…`.
     pub medications: HashMap<String, String>,
     /// Locations already written (by id).
@@ -338,11 +277,12 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(opts: &'a ToFhirOptions, index: Index<'a>, extract: &'a EhrExtract) -> Ctx<'a> {
+    fn new(opts: &'a ToFhirOptions, index: Index, extract_time: Option<String>) -> Ctx<'a> {
         Ctx {
             opts,
             report: Report::default(),
-            entries: Vec::with_capacity(index.statements.len() * 2 + 16),
+            entries: Vec::new(),
+            taken: 0,
             used: HashSet::new(),
             patient_ref: String::new(),
             index,
@@ -352,11 +292,19 @@ impl<'a> Ctx<'a> {
             medications: HashMap::new(),
             locations: HashSet::new(),
             source_org: None,
-            extract_time: extract
-                .availability_time
-                .as_ref()
-                .and_then(|t| t.value.clone()),
+            extract_time,
         }
+    }
+
+    /// How many entries have been made so far (derived ids count them).
+    pub fn entry_count(&self) -> usize {
+        self.taken + self.entries.len()
+    }
+
+    /// Hands on the entries made so far.
+    pub fn take_entries(&mut self) -> Vec<BundleEntry> {
+        self.taken += self.entries.len();
+        std::mem::take(&mut self.entries)
     }
 
     pub fn zone(&self) -> TimeZone {
@@ -533,7 +481,7 @@ pub(crate) fn text_of(st: Option<&hl7v3::datatypes::ST>) -> Option<String> {
 
 /// Builds the Patient (by NHS number) and the sending practice.
 impl Ctx<'_> {
-    fn patient(&mut self, nhs: &str, extract: &EhrExtract) {
+    fn patient(&mut self, nhs: &str, source_ods: Option<&str>) {
         let id = self
             .opts
             .patient_id
@@ -554,14 +502,7 @@ impl Ctx<'_> {
             identifier: vec![Identifier::new(systems::NHS_NUMBER, nhs)],
             ..Patient::default()
         };
-        if let Some(ods) = extract
-            .author
-            .as_ref()
-            .and_then(|a| a.agent_org_sds.as_ref())
-            .and_then(|a| a.ods_code())
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-        {
+        if let Some(ods) = source_ods.map(str::trim).filter(|o| !o.is_empty()) {
             let org_id = self.claim("Organization", format!("ods-{}", sanitize(ods)));
             let org = fhir::Organization {
                 id: Some(org_id.clone()),

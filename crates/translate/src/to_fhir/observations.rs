@@ -237,13 +237,13 @@ fn profile(name: &str, meta: Option<Meta>) -> Option<Meta> {
     })
 }
 
-impl<'a> Ctx<'a> {
+impl Ctx<'_> {
     fn fallback_id(&self, scope: &Scope) -> String {
-        format!("{}#{}", scope.comp_id, self.entries.len())
+        format!("{}#{}", scope.comp_id, self.entry_count())
     }
 
     /// One ObservationStatement.
-    pub fn observation(&mut self, o: &'a ObservationStatement, scope: &Scope) -> Option<String> {
+    pub fn observation(&mut self, o: &ObservationStatement, scope: &Scope) -> Option<String> {
         if is_immunisation(o.code.as_deref()) {
             return self.immunization(o, scope);
         }
@@ -322,7 +322,7 @@ impl<'a> Ctx<'a> {
         Some(r)
     }
 
-    fn immunization(&mut self, o: &'a ObservationStatement, scope: &Scope) -> Option<String> {
+    fn immunization(&mut self, o: &ObservationStatement, scope: &Scope) -> Option<String> {
         let fallback = self.fallback_id(scope);
         let id = self.id_for("Immunization", o.id.as_deref(), &fallback);
         let source =
@@ -424,7 +424,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A NarrativeStatement (free text) → an Observation coded "Comment note".
-    pub fn narrative(&mut self, n: &'a NarrativeStatement, scope: &Scope) -> Option<String> {
+    pub fn narrative(&mut self, n: &NarrativeStatement, scope: &Scope) -> Option<String> {
         let fallback = self.fallback_id(scope);
         let id = self.id_for("Observation", n.id.as_deref(), &fallback);
         let source =
@@ -466,7 +466,7 @@ impl<'a> Ctx<'a> {
 
     /// A blood pressure battery → one Observation with a component per reading; narrative
     /// parts become its comment. Anything else inside falls back to a plain group.
-    pub fn blood_pressure(&mut self, c: &'a CompoundStatement, scope: &Scope) -> Option<String> {
+    pub fn blood_pressure(&mut self, c: &CompoundStatement, scope: &Scope) -> Option<String> {
         let simple = c.component.iter().all(|sc| {
             matches!(
                 sc.statement,

@@ -12,16 +12,16 @@
 use fhir::{Annotation, Choice, CodeableConcept, Coding, Condition, Extension, Meta, systems};
 use hl7v3::ehr::{LinkSet, Statement};
 
-use super::observations::annotations;
+use super::index::{StmtKind, named_key};
 use super::time::{ivl_high, ivl_point, ts_to_fhir};
-use super::{Ctx, Scope, ii_id, ii_key, reference};
+use super::{Ctx, Scope, ii_key, reference};
 use crate::{DegradeCode, Unmapped};
 
 const ACTIVE: &str = "394774009";
 const INACTIVE: &str = "394775005";
 const SIGNIFICANT: &str = "386134007";
 
-fn statement_code(s: &Statement) -> Option<&hl7v3::datatypes::CD> {
+pub(crate) fn statement_code(s: &Statement) -> Option<&hl7v3::datatypes::CD> {
     match s {
         Statement::ObservationStatement(o) => o.code.as_deref(),
         Statement::PlanStatement(p) => p.code.as_deref(),
@@ -49,12 +49,13 @@ fn statement_code(s: &Statement) -> Option<&hl7v3::datatypes::CD> {
     }
 }
 
-impl<'a> Ctx<'a> {
+impl Ctx<'_> {
     pub(super) fn conditions(&mut self) {
         let linksets = std::mem::take(&mut self.linksets);
         for (l, scope) in &linksets {
             self.condition(l, scope);
         }
+        drop(linksets);
     }
 
     fn target(&mut self, key: &str, source: &str, what: &str) -> Option<String> {
@@ -62,12 +63,8 @@ impl<'a> Ctx<'a> {
             return Some(r.clone());
         }
         // A LinkSet: its Condition.
-        if let Some(Statement::LinkSet(l)) = self.index.statements.get(key) {
-            return l
-                .id
-                .as_deref()
-                .and_then(ii_id)
-                .map(|i| format!("Condition/{i}"));
+        if let Some(StmtKind::LinkSet(id)) = self.index.statements.get(key) {
+            return id.as_ref().map(|i| format!("Condition/{i}"));
         }
         self.report.unmapped.push(Unmapped {
             source: source.to_owned(),
@@ -79,22 +76,18 @@ impl<'a> Ctx<'a> {
         None
     }
 
-    fn condition(&mut self, l: &'a LinkSet, scope: &Scope) {
-        let fallback = format!("{}#linkset{}", scope.comp_id, self.entries.len());
+    fn condition(&mut self, l: &LinkSet, scope: &Scope) {
+        let fallback = format!("{}#linkset{}", scope.comp_id, self.entry_count());
         let ii = l.id.as_deref();
         let id = self.id_for("Condition", ii, &fallback);
         let source = ii.and_then(|i| i.value()).unwrap_or(&fallback).to_owned();
         let zone = self.zone();
 
-        let named_key = l
-            .condition_named
+        let named_key = named_key(l);
+        let named = named_key
             .as_ref()
-            .and_then(|c| c.named_statement_ref.as_ref())
-            .and_then(|r| r.id.as_deref())
-            .and_then(ii_key);
-        let named: Option<&'a Statement> = named_key
-            .as_ref()
-            .and_then(|k| self.index.statements.get(k).copied());
+            .and_then(|k| self.index.named.get(k))
+            .cloned();
         let consumed = named_key
             .as_ref()
             .is_some_and(|k| self.index.consumed_by_condition.contains(k));
@@ -115,15 +108,16 @@ impl<'a> Ctx<'a> {
                 .any(|q| q.name.as_ref().and_then(|n| n.code.as_deref()) == Some(SIGNIFICANT))
         });
         let code = self.concept(
-            named.and_then(statement_code),
+            named.as_ref().and_then(|n| n.code.as_ref()),
             DegradeCode::Other,
             &source,
             "LinkSet",
             l.code.as_ref().and_then(|c| c.original_text()).as_deref(),
         );
-        if let Some(Statement::ObservationStatement(o)) = named
+        if let Some(n) = &named
+            && n.observation
             && consumed
-            && let Some(t) = annotations(&o.pertinent_information)
+            && let Some(t) = n.notes.clone()
         {
             note.push(t);
         }
@@ -156,7 +150,7 @@ impl<'a> Ctx<'a> {
             else {
                 continue;
             };
-            let is_linkset = matches!(self.index.statements.get(&k), Some(Statement::LinkSet(_)));
+            let is_linkset = matches!(self.index.statements.get(&k), Some(StmtKind::LinkSet(_)));
             let Some(r) = self.target(&k, &source, "component") else {
                 continue;
             };
@@ -173,9 +167,7 @@ impl<'a> Ctx<'a> {
             && let Some(parents) = self.index.linkset_parents.get(&me).cloned()
         {
             for p in parents {
-                if let Some(Statement::LinkSet(pl)) = self.index.statements.get(&p)
-                    && let Some(pid) = pl.id.as_deref().and_then(ii_id)
-                {
+                if let Some(StmtKind::LinkSet(Some(pid))) = self.index.statements.get(&p) {
                     extension.push(related_problem("parent", &format!("Condition/{pid}")));
                 }
             }

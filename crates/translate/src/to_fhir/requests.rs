@@ -35,9 +35,9 @@ fn priority(cd: Option<&hl7v3::datatypes::CD>) -> Option<String> {
     )
 }
 
-impl<'a> Ctx<'a> {
-    pub fn referral(&mut self, r: &'a RequestStatement, scope: &Scope) -> Option<String> {
-        let fallback = format!("{}#{}", scope.comp_id, self.entries.len());
+impl Ctx<'_> {
+    pub fn referral(&mut self, r: &RequestStatement, scope: &Scope) -> Option<String> {
+        let fallback = format!("{}#{}", scope.comp_id, self.entry_count());
         let ii = r.id.first();
         let id = self.id_for("ReferralRequest", ii, &fallback);
         let source = ii.and_then(|i| i.value()).unwrap_or(&fallback).to_owned();
@@ -99,8 +99,8 @@ impl<'a> Ctx<'a> {
         Some(out)
     }
 
-    pub fn plan(&mut self, p: &'a PlanStatement, scope: &Scope) -> Option<String> {
-        let fallback = format!("{}#{}", scope.comp_id, self.entries.len());
+    pub fn plan(&mut self, p: &PlanStatement, scope: &Scope) -> Option<String> {
+        let fallback = format!("{}#{}", scope.comp_id, self.entry_count());
         let ii = p.id.as_deref();
         let id = self.id_for("ProcedureRequest", ii, &fallback);
         let source = ii.and_then(|i| i.value()).unwrap_or(&fallback).to_owned();
@@ -156,8 +156,8 @@ impl<'a> Ctx<'a> {
         Some(out)
     }
 
-    pub fn document(&mut self, n: &'a NarrativeStatement, scope: &Scope) -> Option<String> {
-        let fallback = format!("{}#{}", scope.comp_id, self.entries.len());
+    pub fn document(&mut self, n: &NarrativeStatement, scope: &Scope) -> Option<String> {
+        let fallback = format!("{}#{}", scope.comp_id, self.entry_count());
         let doc = n
             .reference
             .iter()

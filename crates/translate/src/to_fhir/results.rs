@@ -24,10 +24,10 @@ fn code_of(c: &CompoundStatement) -> Option<&str> {
     c.code.as_ref()?.code.as_deref()
 }
 
-impl<'a> Ctx<'a> {
+impl Ctx<'_> {
     /// A laboratory report.
-    pub fn lab_report(&mut self, c: &'a CompoundStatement, scope: &Scope) -> Vec<String> {
-        let fallback = format!("{}#{}", scope.comp_id, self.entries.len());
+    pub fn lab_report(&mut self, c: &CompoundStatement, scope: &Scope) -> Vec<String> {
+        let fallback = format!("{}#{}", scope.comp_id, self.entry_count());
         let id = self.id_for("DiagnosticReport", c.id.first(), &fallback);
         let zone = self.zone();
         let mut specimens = Vec::new();
@@ -109,8 +109,8 @@ impl<'a> Ctx<'a> {
 
     /// A specimen cluster: the Specimen, and the results under it (returned) with their
     /// `specimen` set.
-    fn specimen(&mut self, c: &'a CompoundStatement, scope: &Scope) -> (String, Vec<String>) {
-        let fallback = format!("{}#{}", scope.comp_id, self.entries.len());
+    fn specimen(&mut self, c: &CompoundStatement, scope: &Scope) -> (String, Vec<String>) {
+        let fallback = format!("{}#{}", scope.comp_id, self.entry_count());
         let id = self.id_for("Specimen", c.id.first(), &fallback);
         let sref = format!("Specimen/{id}");
         let zone = self.zone();
@@ -190,8 +190,8 @@ impl<'a> Ctx<'a> {
 
     /// A test group (BATTERY) or result cluster (CLUSTER): an Observation for the group,
     /// `has-member` its results; the results themselves are mapped as usual.
-    pub fn group(&mut self, c: &'a CompoundStatement, scope: &Scope) -> Vec<String> {
-        let fallback = format!("{}#{}", scope.comp_id, self.entries.len());
+    pub fn group(&mut self, c: &CompoundStatement, scope: &Scope) -> Vec<String> {
+        let fallback = format!("{}#{}", scope.comp_id, self.entry_count());
         let id = self.id_for("Observation", c.id.first(), &fallback);
         let source =
             c.id.first()
