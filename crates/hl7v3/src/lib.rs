@@ -8,8 +8,10 @@
 //!
 //! It is built in three layers, each usable on its own:
 //!
-//! 1. [`xml`] — a hardened reader (no DOCTYPE, no entities, limits on size and depth,
-//!    UTF-8 checked) that builds a lossless element tree, and a writer.
+//! 1. [`xml`] — a hardened reader on a tokenizer of this crate's own (no DOCTYPE, no
+//!    entities, limits on size and depth, UTF-8 checked once; otherwise well-formed as
+//!    libxml2 judges it) that builds a lossless element tree or feeds the typed model
+//!    directly, and a writer.
 //! 2. The typed model — [`Message`] and the classes under it ([`ehr`] for the clinical
 //!    record, [`message`] for the wrapper, acknowledgements and COPC, [`datatypes`] for
 //!    HL7's data types), named exactly as the standard names them. The model is built on

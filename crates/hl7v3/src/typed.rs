@@ -2,7 +2,7 @@
 //!
 //! Every typed HL7 class (an `ObservationStatement`, an `II`, a transmission wrapper) is a
 //! struct whose fields are the attributes and child elements the standard defines, declared
-//! in the schema's order with the [`hl7_class!`] macro. Reading moves each child of the
+//! in the schema's order with the [`hl7_class!`](crate::hl7_class) macro. Reading moves each child of the
 //! tree element into its field; anything the struct does not type — an attribute or element
 //! a newer schema added, a supplier's extension, a comment, text — goes into [`Extra`] with
 //! the index it had among its siblings. Writing emits the typed fields in schema order and
@@ -286,14 +286,16 @@ pub fn hl7_local(name: &str) -> &str {
 
 /// The name to compare with the model's local names: without an `hl7:` prefix. A name
 /// with any other prefix keeps it, and so matches none of them (they hold no colon, which
-/// [`hl7_class!`] and [`hl7_choice!`] check as they compile). Cheaper than [`hl7_local`]:
+/// [`hl7_class!`](crate::hl7_class) and [`hl7_choice!`](crate::hl7_choice) check as they
+/// compile). Cheaper than [`hl7_local`]:
 /// no search for a colon.
 #[inline]
 pub fn hl7_match_name(name: &str) -> &str {
     name.strip_prefix("hl7:").unwrap_or(name)
 }
 
-/// Whether a local name holds no colon (for the compile-time check in [`hl7_class!`]).
+/// Whether a local name holds no colon (for the compile-time check in
+/// [`hl7_class!`](crate::hl7_class)).
 #[doc(hidden)]
 pub const fn has_no_colon(name: &str) -> bool {
     let b = name.as_bytes();
@@ -347,7 +349,7 @@ impl ToXml for Element {
 /// ```
 /// Child kinds: `opt T` (at most one, `Option<Box<T>>`: boxed, so that a statement with
 /// twenty optional parts stays small to move), `many T` (`Vec<T>`), and `choice T`
-/// (at most one element out of the choices of an [`hl7_choice!`] enum `T`; its name
+/// (at most one element out of the choices of an [`hl7_choice!`](crate::hl7_choice) enum `T`; its name
 /// literal is not used, write `"*"`).
 #[macro_export]
 macro_rules! hl7_class {
