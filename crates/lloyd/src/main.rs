@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod practices;
 
 // mimalloc: reading an extract allocates tens of thousands of small strings, and
 // mimalloc does that markedly faster than the system allocator (see docs/PERFORMANCE.md).
@@ -27,9 +28,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Each line below registers one subcommand; keep one per line, in alphabetical order.
+    Demo(commands::demo::Args),
     Ebxml(commands::ebxml::Args),
     Inspect(commands::inspect::Args),
     Serve(commands::serve::Args),
+    Transfer(commands::transfer::Args),
     Translate(commands::translate::Args),
     Validate(commands::validate::Args),
 }
@@ -37,9 +40,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => commands::demo::run(args),
         Command::Ebxml(args) => commands::ebxml::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Transfer(args) => commands::transfer::run(args),
         Command::Translate(args) => commands::translate::run(args),
         Command::Validate(args) => commands::validate::run(args),
     }

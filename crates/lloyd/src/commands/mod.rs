@@ -1,6 +1,8 @@
 //! The subcommands, one module each.
+pub mod demo;
 pub mod ebxml;
 pub mod inspect;
 pub mod serve;
+pub mod transfer;
 pub mod translate;
 pub mod validate;

@@ -61,6 +61,36 @@ struct Config {
     /// adaptor's REST facade for a GP system. Off unless `party_key` is set.
     #[serde(default)]
     mhs: MhsSection,
+    /// The simulated practices found under `DATA_DIR/practices` (as `lloyd demo` writes
+    /// them): each with its own MHS, GP2GP service and API under `/practices/<ODS>`.
+    #[serde(default)]
+    practices: PracticesSection,
+}
+
+/// `[practices]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PracticesSection {
+    /// Serve the practices found in the data directory (default: yes).
+    #[serde(default = "yes")]
+    enabled: bool,
+    /// File records without a person when nothing degraded and the patient matches
+    /// (default: no — filing is a clinical decision).
+    #[serde(default)]
+    auto_integrate: bool,
+}
+
+impl Default for PracticesSection {
+    fn default() -> Self {
+        PracticesSection {
+            enabled: true,
+            auto_integrate: false,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[mhs]`: the practice-side message handler.
@@ -406,6 +436,60 @@ async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String
         // The Spine services: /sds, /pds, /nems, /mesh, and the relay's
         // /reliablemessaging/forwardreliable and /spine/message-log.
         .merge(spine.router());
+    let practices = Arc::new(crate::practices::Practices::default());
+    let app = app.merge(crate::practices::routes(practices.clone()));
+    if config.practices.enabled {
+        // The practices' MHS endpoints are on this listener: SDS must say so, whatever
+        // address the data directory was written for.
+        for ods in crate::practices::seeded(&data_dir)? {
+            if let Some(mut org) = spine
+                .sds
+                .directory
+                .get(&ods)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let address = format!("{base_url}/practices/{ods}/mhs");
+                let mut changed = false;
+                for system in &mut org.systems {
+                    if system.address.ends_with(&format!("/practices/{ods}/mhs"))
+                        && system.address != address
+                    {
+                        system.address = address.clone();
+                        changed = true;
+                    }
+                }
+                if changed {
+                    spine
+                        .sds
+                        .directory
+                        .upsert(&org)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        // Practices learn who they are from SDS over HTTP: started once the listener runs.
+        let (practices, data_dir, base_url, clock) = (
+            practices.clone(),
+            data_dir.clone(),
+            base_url.clone(),
+            clock.clone(),
+        );
+        let options = crate::practices::Options {
+            auto_integrate: config.practices.auto_integrate,
+            ..crate::practices::Options::default()
+        };
+        tokio::spawn(async move {
+            match crate::practices::start_all(&practices, &data_dir, &base_url, clock, &options)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(practices = n, "practices started"),
+                Err(e) => tracing::error!(error = %e, "the practices could not start"),
+            }
+        });
+    }
 
     tracing::info!(%addr, %database, "lloyd serve started");
     println!("lloyd serve: listening on http://{addr}");
@@ -426,6 +510,7 @@ async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String
     if let Some(h) = handler {
         h.shutdown().await;
     }
+    practices.shutdown().await;
     db.close().await;
     tracing::info!("lloyd serve stopped");
     Ok(())
