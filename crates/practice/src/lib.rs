@@ -17,12 +17,26 @@
 //! Many practices share one database (the embedded demo runs dozens); every table is keyed
 //! by the practice's ODS code. Records live in the payload store, keyed
 //! `practice/<ODS>/…`; the database holds the index.
+//!
+//! ## Seeded practices: records made when read
+//!
+//! A simulated population is too big to write out (100,000 records of 200 KB each is
+//! 20 GB), so a seeded practice ([`Practice::seed`], what `lloyd seed` calls) stores for
+//! each patient only a *record plan* — a seed, a size and the documents filed in it
+//! ([`translate::synthetic::RecordPlan`]) — next to their demographics, and its own
+//! details ([`PracticeProfile`]). [`Practice::read_record`] makes the record from those
+//! when the patient has no stored one: the same plan always gives the same Bundle, byte
+//! for byte, so to everyone reading it the record simply is there. Attachments are made
+//! the same way by [`Practice::read_document`]: a PDF or PNG of exactly the planned size.
+//! Both reads are audited like any other. A record that arrives by GP2GP and is filed is
+//! stored, and from then on wins over the plan.
 
 use bytes::Bytes;
 use clock::SharedClock;
 use serde::{Deserialize, Serialize};
 use store::sqlx::{self, Row};
 use store::{Database, Kind, Migration, PayloadStore};
+pub use translate::synthetic::{Demographics, DocumentKind, PracticeProfile, RecordPlan};
 
 /// The practice tables; only the audit trail's self-numbering id is said differently by
 /// the two engines.
@@ -51,13 +65,32 @@ macro_rules! practice_schema {
     };
 }
 
+/// What seeded practices need: each patient's record plan and address, the practice's
+/// own details. The same on both engines.
+const LAZY_RECORDS: &str = "ALTER TABLE practice_patients ADD COLUMN prefix TEXT;
+    ALTER TABLE practice_patients ADD COLUMN address TEXT;
+    ALTER TABLE practice_patients ADD COLUMN record_seed BIGINT;
+    ALTER TABLE practice_patients ADD COLUMN record_bytes BIGINT;
+    ALTER TABLE practice_patients ADD COLUMN documents TEXT;
+    CREATE TABLE practice_profile (
+        ods TEXT PRIMARY KEY, name TEXT NOT NULL, address TEXT NOT NULL,
+        postcode TEXT NOT NULL, phone TEXT NOT NULL)";
+
 /// The practice service's tables.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "patients, inbox, audit",
-    sqlite: practice_schema!("id INTEGER PRIMARY KEY AUTOINCREMENT"),
-    postgres: practice_schema!("id BIGSERIAL PRIMARY KEY"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "patients, inbox, audit",
+        sqlite: practice_schema!("id INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgres: practice_schema!("id BIGSERIAL PRIMARY KEY"),
+    },
+    Migration {
+        version: 2,
+        description: "records made when read: plans, addresses, the practice's details",
+        sqlite: LAZY_RECORDS,
+        postgres: LAZY_RECORDS,
+    },
+];
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +117,14 @@ pub enum PracticeError {
     },
     #[error("a stored record could not be read back: {0}")]
     Corrupt(String),
+    #[error("patient {nhs} has no document {document} at this practice")]
+    UnknownDocument { nhs: String, document: String },
+    #[error(
+        "practice {0} has seeded patients but no details of its own (name, address): seed it again with lloyd seed --force"
+    )]
+    NoProfile(String),
+    #[error("the record of patient {nhs} could not be made from its plan: {reason}")]
+    Generate { nhs: String, reason: String },
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
     #[error("database: {0}")]
@@ -251,6 +292,39 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// A patient of a seeded practice: who they are, since when they are registered, and the
+/// plan their record is made from when it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeededPatient {
+    pub demographics: Demographics,
+    /// Unix milliseconds.
+    pub registered_at: i64,
+    pub plan: RecordPlan,
+}
+
+/// An attachment of a patient's record, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// The id of the `DocumentReference` that files it.
+    pub id: String,
+    /// `application/pdf`, `image/png`.
+    pub content_type: String,
+    /// `{id}.pdf`, `{id}.png`: the attachment's title.
+    pub file_name: String,
+    /// What it is, e.g. `Discharge summary`.
+    pub title: String,
+    pub bytes: Bytes,
+}
+
+/// Rows per multi-row insert when seeding: 14 parameters a row, under SQLite's 32,766.
+const SEED_BATCH: usize = 1000;
+
+/// What `practice_patients` knows about a patient's record.
+struct RecordSource {
+    key: Option<String>,
+    seeded: Option<(Demographics, RecordPlan)>,
+}
+
 /// One practice's clinical system.
 #[derive(Debug, Clone)]
 pub struct Practice {
@@ -361,7 +435,7 @@ impl Practice {
     /// One patient.
     pub async fn patient(&self, nhs: &str) -> Result<Option<PatientSummary>, PracticeError> {
         let row = sqlx::query(
-            "SELECT nhs_number, family, given, birth_date, gender, postcode, status, registered_at, record_key
+            "SELECT nhs_number, family, given, birth_date, gender, postcode, status, registered_at, record_key, record_seed
              FROM practice_patients WHERE ods = $1 AND nhs_number = $2",
         )
         .bind(&self.ods)
@@ -374,7 +448,7 @@ impl Practice {
     /// Every patient, by NHS number.
     pub async fn patients(&self) -> Result<Vec<PatientSummary>, PracticeError> {
         let rows = sqlx::query(
-            "SELECT nhs_number, family, given, birth_date, gender, postcode, status, registered_at, record_key
+            "SELECT nhs_number, family, given, birth_date, gender, postcode, status, registered_at, record_key, record_seed
              FROM practice_patients WHERE ods = $1 ORDER BY nhs_number",
         )
         .bind(&self.ods)
@@ -383,27 +457,231 @@ impl Practice {
         rows.iter().map(patient_from_row).collect()
     }
 
-    /// Reads a patient's record, writing who read it and why to the audit trail first.
+    /// Reads a patient's record, writing who read it and why to the audit trail first. A
+    /// stored record is read back; a seeded patient's record is made from its plan.
     pub async fn read_record(
         &self,
         nhs: &str,
         who: &str,
         purpose: &str,
     ) -> Result<fhir::Bundle, PracticeError> {
-        let key = sqlx::query(
-            "SELECT record_key FROM practice_patients WHERE ods = $1 AND nhs_number = $2",
+        let source = self.record_source(nhs).await?;
+        if let Some(key) = source.key {
+            // The audit line is written before the record is handed out: a read that is
+            // not recorded does not happen.
+            self.audit(who, "read-record", nhs, purpose).await?;
+            return decode(&self.payloads.get(&key).await?);
+        }
+        let (patient, plan) = source
+            .seeded
+            .ok_or_else(|| PracticeError::NoRecord(nhs.to_string()))?;
+        let profile = self
+            .profile()
+            .await?
+            .ok_or_else(|| PracticeError::NoProfile(self.ods.clone()))?;
+        self.audit(who, "read-record", nhs, purpose).await?;
+        // Making a large record takes a while: off the async threads.
+        let made = spawn_blocking(nhs, move || {
+            translate::synthetic::record_bundle(&profile, &patient, &plan)
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+        made.map_err(|reason| PracticeError::Generate {
+            nhs: nhs.to_string(),
+            reason,
+        })
+    }
+
+    /// Reads one attachment of a seeded patient's record (by the id of the
+    /// `DocumentReference` that files it, or its file name), writing who read it to the
+    /// audit trail first: a PDF or PNG of exactly the size the record says.
+    pub async fn read_document(
+        &self,
+        nhs: &str,
+        document_id: &str,
+        who: &str,
+    ) -> Result<Document, PracticeError> {
+        let unknown = || PracticeError::UnknownDocument {
+            nhs: nhs.to_string(),
+            document: document_id.to_string(),
+        };
+        let (patient, plan) = self.record_source(nhs).await?.seeded.ok_or_else(unknown)?;
+        let wanted = document_id.trim();
+        let doc = plan
+            .planned_documents()
+            .into_iter()
+            .find(|d| {
+                d.id.eq_ignore_ascii_case(wanted) || d.file_name().eq_ignore_ascii_case(wanted)
+            })
+            .ok_or_else(unknown)?;
+        self.audit(who, "read-document", nhs, &doc.id).await?;
+        let id = doc.id.clone();
+        let made = spawn_blocking(nhs, move || {
+            translate::synthetic::document_bytes(&plan, &patient, &id)
+        })
+        .await?;
+        let (doc, bytes) = made.ok_or_else(unknown)?;
+        Ok(Document {
+            content_type: doc.kind.content_type().to_string(),
+            file_name: doc.file_name(),
+            id: doc.id,
+            title: doc.title,
+            bytes: Bytes::from(bytes),
+        })
+    }
+
+    /// The plan a seeded patient's record is made from — its seed, size and documents (ids,
+    /// kinds and sizes; nothing clinical) — or `None` for a patient without one.
+    pub async fn record_plan(&self, nhs: &str) -> Result<Option<RecordPlan>, PracticeError> {
+        Ok(self.record_source(nhs).await?.seeded.map(|(_, plan)| plan))
+    }
+
+    /// Where a patient's record comes from.
+    async fn record_source(&self, nhs: &str) -> Result<RecordSource, PracticeError> {
+        let row = sqlx::query(
+            "SELECT nhs_number, record_key, record_seed, record_bytes, documents, family, given, prefix,
+                    birth_date, gender, postcode, address
+             FROM practice_patients WHERE ods = $1 AND nhs_number = $2",
         )
         .bind(&self.ods)
         .bind(nhs)
         .fetch_optional(self.db.pool())
         .await?
-        .ok_or_else(|| PracticeError::UnknownPatient(nhs.to_string()))?
-        .try_get::<Option<String>, _>("record_key")?
-        .ok_or_else(|| PracticeError::NoRecord(nhs.to_string()))?;
-        // The audit line is written before the record is handed out: a read that is not
-        // recorded does not happen.
-        self.audit(who, "read-record", nhs, purpose).await?;
-        decode(&self.payloads.get(&key).await?)
+        .ok_or_else(|| PracticeError::UnknownPatient(nhs.to_string()))?;
+        let key: Option<String> = row.try_get("record_key")?;
+        let Some(seed) = row.try_get::<Option<i64>, _>("record_seed")? else {
+            return Ok(RecordSource { key, seeded: None });
+        };
+        let documents: Option<String> = row.try_get("documents")?;
+        let documents = translate::synthetic::RecordPlan::parse_documents(
+            documents.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| PracticeError::Corrupt(format!("the document plan of {nhs}: {e}")))?;
+        let plan = RecordPlan {
+            // Stored as the same 64 bits, signed.
+            seed: seed as u64,
+            bytes: u64::try_from(row.try_get::<Option<i64>, _>("record_bytes")?.unwrap_or(0))
+                .unwrap_or(0),
+            documents,
+        };
+        let address: Option<String> = row.try_get("address")?;
+        let patient = Demographics {
+            nhs_number: row.try_get("nhs_number")?,
+            family: row.try_get("family")?,
+            given: row.try_get("given")?,
+            prefix: row.try_get("prefix")?,
+            gender: row.try_get("gender")?,
+            birth_date: row.try_get("birth_date")?,
+            address_lines: match address {
+                Some(a) => serde_json::from_str(&a)
+                    .map_err(|e| PracticeError::Corrupt(format!("the address of {nhs}: {e}")))?,
+                None => Vec::new(),
+            },
+            postcode: row.try_get("postcode")?,
+        };
+        Ok(RecordSource {
+            key,
+            seeded: Some((patient, plan)),
+        })
+    }
+
+    /// The practice's own details (name, address, telephone), once seeded.
+    pub async fn profile(&self) -> Result<Option<PracticeProfile>, PracticeError> {
+        let row = sqlx::query(
+            "SELECT name, address, postcode, phone FROM practice_profile WHERE ods = $1",
+        )
+        .bind(&self.ods)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let address: String = row.try_get("address")?;
+        Ok(Some(PracticeProfile {
+            ods: self.ods.clone(),
+            name: row.try_get("name")?,
+            address_lines: serde_json::from_str(&address)
+                .map_err(|e| PracticeError::Corrupt(format!("the practice's address: {e}")))?,
+            postcode: row.try_get("postcode")?,
+            phone: row.try_get("phone")?,
+        }))
+    }
+
+    /// Seeds the practice: its details, and patients whose records are made when read
+    /// (a bulk loader: multi-row inserts in one transaction). All or nothing: a malformed
+    /// NHS number, or a patient already registered here, writes nothing at all.
+    pub async fn seed(
+        &self,
+        profile: &PracticeProfile,
+        patients: &[SeededPatient],
+    ) -> Result<(), PracticeError> {
+        if profile.ods != self.ods {
+            return Err(PracticeError::BadOds(
+                profile.ods.clone(),
+                nhsid::IdError::OdsCode(format!("{} (this practice is {})", profile.ods, self.ods)),
+            ));
+        }
+        let mut rows = Vec::with_capacity(patients.len());
+        for p in patients {
+            let nhs = nhsid::NhsNumber::parse(&p.demographics.nhs_number)
+                .map_err(PracticeError::BadNhsNumber)?
+                .to_string();
+            let address = serde_json::to_string(&p.demographics.address_lines)
+                .map_err(|e| PracticeError::Corrupt(e.to_string()))?;
+            rows.push((nhs, address, p));
+        }
+        let address = serde_json::to_string(&profile.address_lines)
+            .map_err(|e| PracticeError::Corrupt(e.to_string()))?;
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO practice_profile (ods, name, address, postcode, phone) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (ods) DO UPDATE SET name = $2, address = $3, postcode = $4, phone = $5",
+        )
+        .bind(&self.ods)
+        .bind(&profile.name)
+        .bind(address)
+        .bind(&profile.postcode)
+        .bind(&profile.phone)
+        .execute(&mut *tx)
+        .await?;
+        const COLUMNS: usize = 14;
+        for chunk in rows.chunks(SEED_BATCH) {
+            let mut sql = String::from(
+                "INSERT INTO practice_patients (ods, nhs_number, family, given, prefix, birth_date, gender,
+                    postcode, address, status, registered_at, record_seed, record_bytes, documents) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "(" } else { ",(" });
+                for c in 0..COLUMNS {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&store::placeholder(self.db.kind(), i * COLUMNS + c + 1));
+                }
+                sql.push(')');
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (nhs, address, p) in chunk {
+                let d = &p.demographics;
+                q = q
+                    .bind(self.ods.clone())
+                    .bind(nhs.clone())
+                    .bind(d.family.clone())
+                    .bind(d.given.clone())
+                    .bind(d.prefix.clone())
+                    .bind(d.birth_date.clone())
+                    .bind(d.gender.clone())
+                    .bind(d.postcode.clone())
+                    .bind(address.clone())
+                    .bind("registered")
+                    .bind(p.registered_at)
+                    // The seed's 64 bits, stored signed.
+                    .bind(p.plan.seed as i64)
+                    .bind(i64::try_from(p.plan.bytes).unwrap_or(i64::MAX))
+                    .bind(p.plan.documents_text());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn audit(
@@ -644,7 +922,7 @@ impl Practice {
                 note.to_string(),
             ),
             None => {
-                let existing = sqlx::query("SELECT record_key, status FROM practice_patients WHERE ods = $1 AND nhs_number = $2")
+                let existing = sqlx::query("SELECT record_key, record_seed, status FROM practice_patients WHERE ods = $1 AND nhs_number = $2")
                     .bind(&self.ods)
                     .bind(&nhs)
                     .fetch_optional(&mut *tx)
@@ -655,7 +933,11 @@ impl Practice {
                         InboxStatus::Rejected,
                         format!("patient {nhs} is not registered here"),
                     ),
-                    Some(p) => match p.try_get::<Option<String>, _>("record_key")? {
+                    // A seeded patient's record is theirs here as much as a stored one.
+                    Some(p) => match p.try_get::<Option<String>, _>("record_key")?.or(p
+                        .try_get::<Option<i64>, _>("record_seed")?
+                        .map(|s| s.to_string()))
+                    {
                         Some(_) => (
                             Decision::FiledAsAttachment,
                             InboxStatus::Accepted,
@@ -702,6 +984,19 @@ impl Practice {
     }
 }
 
+/// Runs CPU-heavy work (making a record or a document) on tokio's blocking threads.
+async fn spawn_blocking<T: Send + 'static>(
+    nhs: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PracticeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| PracticeError::Generate {
+            nhs: nhs.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 fn encode(record: &fhir::Bundle) -> Result<Bytes, PracticeError> {
     fhir::to_vec(record)
         .map(Bytes::from)
@@ -722,7 +1017,8 @@ fn patient_from_row(r: &store::sqlx::any::AnyRow) -> Result<PatientSummary, Prac
         postcode: r.try_get("postcode")?,
         status: r.try_get("status")?,
         registered_at: r.try_get("registered_at")?,
-        has_record: r.try_get::<Option<String>, _>("record_key")?.is_some(),
+        has_record: r.try_get::<Option<String>, _>("record_key")?.is_some()
+            || r.try_get::<Option<i64>, _>("record_seed")?.is_some(),
     })
 }
 

@@ -2,6 +2,7 @@
 pub mod demo;
 pub mod ebxml;
 pub mod inspect;
+pub mod seed;
 pub mod serve;
 pub mod transfer;
 pub mod translate;
