@@ -191,3 +191,98 @@ impl<'a> BundleIndex<'a> {
         T::from_resource(self.resolve(reference)?)
     }
 }
+
+/// Finds entries by reference, as [`BundleIndex`] does, from each entry's resource type,
+/// id and `fullUrl` alone: for a Bundle read a piece at a time, whose resources are not all
+/// held at once.
+///
+/// Positions are the entries' positions in `Bundle.entry`. Where two entries share a
+/// `Type/id` or a `fullUrl`, the later one is found, as with [`BundleIndex`].
+#[derive(Debug, Default)]
+pub struct EntryIndex {
+    /// Resource type → id → position.
+    by_type_id: HashMap<String, HashMap<String, usize>>,
+    by_full_url: HashMap<String, usize>,
+}
+
+impl EntryIndex {
+    /// An empty index.
+    pub fn new() -> EntryIndex {
+        EntryIndex::default()
+    }
+
+    /// Adds the entry at `position`: its resource's type and id (when it has a resource
+    /// with an id) and its `fullUrl` (when it has a non-empty one).
+    pub fn add(
+        &mut self,
+        position: usize,
+        type_and_id: Option<(&str, &str)>,
+        full_url: Option<&str>,
+    ) {
+        if let Some((ty, id)) = type_and_id {
+            self.by_type_id
+                .entry(ty.to_owned())
+                .or_default()
+                .insert(id.to_owned(), position);
+        }
+        if let Some(url) = full_url.filter(|u| !u.is_empty()) {
+            self.by_full_url.insert(url.to_owned(), position);
+        }
+    }
+
+    /// The position of the entry `reference` names: an entry's `fullUrl`, or `Type/id`
+    /// (relative, versioned or at the end of an absolute URL).
+    pub fn position(&self, reference: &str) -> Option<usize> {
+        if let Some(&i) = self.by_full_url.get(reference) {
+            return Some(i);
+        }
+        let (ty, id) = split_reference(reference)?;
+        self.by_type_id.get(ty)?.get(id).copied()
+    }
+}
+
+#[cfg(test)]
+mod entry_index_tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_index_finds_what_a_bundle_index_finds() {
+        let json = r#"{"resourceType":"Bundle","type":"collection","entry":[
+            {"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","id":"p"}},
+            {"resource":{"resourceType":"Practitioner","id":"gp"}},
+            {"fullUrl":"https://x.nhs.uk/Practitioner/gp","resource":{"resourceType":"Practitioner","id":"gp"}},
+            {"resource":{"resourceType":"Observation"}},
+            {"fullUrl":""}
+        ]}"#;
+        let bundle: Bundle = crate::from_str(json).unwrap();
+        let index = bundle.index();
+        let mut entries = EntryIndex::new();
+        for (i, e) in bundle.entry.iter().enumerate() {
+            let r = e.resource.as_ref();
+            entries.add(
+                i,
+                r.and_then(|r| Some((r.resource_type(), r.id()?))),
+                e.full_url.as_deref(),
+            );
+        }
+        for reference in [
+            "Patient/p",
+            "urn:uuid:1",
+            "Practitioner/gp",
+            "Practitioner/gp/_history/3",
+            "https://elsewhere.nhs.uk/fhir/Practitioner/gp",
+            "https://x.nhs.uk/Practitioner/gp",
+            "Observation/",
+            "Patient/q",
+            "#contained",
+            "",
+        ] {
+            assert_eq!(
+                entries.position(reference),
+                index.position(reference),
+                "{reference}"
+            );
+        }
+        assert_eq!(entries.position("Practitioner/gp"), Some(2));
+    }
+}

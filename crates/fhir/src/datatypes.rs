@@ -271,8 +271,10 @@ impl Reference {
     }
 }
 
-/// Splits `…Type/id[/_history/v]` into its type and id.
-pub(crate) fn split_reference(r: &str) -> Option<(&str, &str)> {
+/// Splits a reference string `…Type/id[/_history/v]` into its type and id: relative
+/// (`Patient/123`), versioned and absolute forms; `None` for `urn:`, `#` and other forms.
+/// What [`Reference::type_and_id`] does, for a reference held as a string.
+pub fn split_reference(r: &str) -> Option<(&str, &str)> {
     if r.starts_with('#') || r.starts_with("urn:") {
         return None;
     }

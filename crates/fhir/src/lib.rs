@@ -133,7 +133,7 @@ mod error;
 mod resources;
 pub mod systems;
 
-pub use crate::bundle::BundleIndex;
+pub use crate::bundle::{BundleIndex, EntryIndex};
 pub use crate::check::{Issue, IssueKind, is_valid_id};
 pub use crate::choice::Choice;
 pub use crate::datatypes::*;

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use translate::synthetic::synthetic_extract_xml;
 use translate::to_fhir::{ToFhirOptions, extract_to_bundle, extract_to_writer};
-use translate::to_hl7::{ToHl7Options, bundle_to_extract};
+use translate::to_hl7::{ToHl7Options, bundle_to_extract, bundle_to_writer};
 
 struct Counting;
 
@@ -115,16 +115,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             out.write_all(&fhir::to_vec(&bundle)?)?;
             report
         }
-        ("to-hl7", _) => {
+        ("to-hl7", whole) => {
             let options = ToHl7Options {
                 creation_time: Some("20240101120000".to_owned()),
                 ..ToHl7Options::default()
             };
-            let bundle: fhir::Bundle = fhir::from_slice(&input)?;
-            let (msg, report) = bundle_to_extract(&bundle, &options)?;
-            drop(bundle);
-            out.write_all(msg.to_xml(hl7v3::xml::Layout::Compact).as_bytes())?;
-            report
+            if whole {
+                let bundle: fhir::Bundle = fhir::from_slice(&input)?;
+                let (msg, report) = bundle_to_extract(&bundle, &options)?;
+                drop(bundle);
+                out.write_all(msg.to_xml(hl7v3::xml::Layout::Compact).as_bytes())?;
+                report
+            } else {
+                bundle_to_writer(&input, &mut out, &options)?
+            }
         }
         _ => return Err(usage.into()),
     };

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use translate::synthetic::synthetic_extract_xml;
 use translate::to_fhir::{ToFhirOptions, extract_to_bundle, extract_to_writer};
+use translate::to_hl7::{ToHl7Options, bundle_to_extract, bundle_to_writer};
 
 struct Counting;
 
@@ -87,4 +88,40 @@ fn streaming_holds_a_fraction_of_what_the_whole_record_path_holds() {
     // The goal is 3× the input; the whole-record path holds several times that.
     assert!(ratio(streamed) < 2.0, "streaming: {:.2}×", ratio(streamed));
     assert!(ratio(whole) > 6.0, "whole record: {:.2}×", ratio(whole));
+
+    // And back: the Bundle just made, to an EhrExtract.
+    let json = {
+        let msg = hl7v3::Message::parse(&xml).unwrap();
+        let (bundle, _) = extract_to_bundle(&msg, &ToFhirOptions::default()).unwrap();
+        fhir::to_vec(&bundle).unwrap()
+    };
+    drop(xml);
+    let input = json.len();
+    let options = ToHl7Options {
+        creation_time: Some("20240131093000".into()),
+        ..ToHl7Options::default()
+    };
+    let mut streamed_bytes = 0;
+    let streamed = peak_of(|| {
+        let mut out = Count(0);
+        bundle_to_writer(&json, &mut out, &options).unwrap();
+        streamed_bytes = out.0;
+    });
+    let whole = peak_of(|| {
+        let bundle: fhir::Bundle = fhir::from_slice(&json).unwrap();
+        let (msg, _) = bundle_to_extract(&bundle, &options).unwrap();
+        drop(bundle);
+        let xml = msg.to_xml(hl7v3::xml::Layout::Compact);
+        assert_eq!(xml.len(), streamed_bytes);
+    });
+    let ratio = |peak: usize| (peak + input) as f64 / input as f64;
+    eprintln!(
+        "FHIR → HL7, {input} bytes: streaming {:.2}× the input, whole Bundle {:.2}×",
+        ratio(streamed),
+        ratio(whole)
+    );
+    // The output is held until the end (see `to_hl7::stream`): a little over twice the
+    // input in all.
+    assert!(ratio(streamed) < 3.0, "streaming: {:.2}×", ratio(streamed));
+    assert!(ratio(whole) > 6.0, "whole Bundle: {:.2}×", ratio(whole));
 }

@@ -14,15 +14,30 @@ use super::{Ctx, ODS_ROOT};
 /// Fills `ctx.directory` and `ctx.agent_ids` from the Bundle's Practitioners (with their
 /// roles and organisations) and Organizations, and picks the default agent.
 pub(crate) fn build_directory(ctx: &mut Ctx<'_>) {
-    let bundle = ctx.bundle;
-    let roles: Vec<&PractitionerRole> = bundle.resources_of::<PractitionerRole>().collect();
+    let store = &ctx.store;
+    let roles: Vec<_> = store
+        .positions_of::<PractitionerRole>()
+        .into_iter()
+        .filter_map(|p| store.get_as::<PractitionerRole>(p))
+        .collect();
+    let practitioners: Vec<_> = store
+        .positions_of::<Practitioner>()
+        .into_iter()
+        .filter_map(|p| store.get_as::<Practitioner>(p))
+        .collect();
+    let organizations: Vec<_> = store
+        .positions_of::<Organization>()
+        .into_iter()
+        .filter_map(|p| store.get_as::<Organization>(p))
+        .collect();
     let managing_org = ctx
         .patient
         .managing_organization
         .as_ref()
-        .and_then(|r| ctx.index.resolve_as::<Organization>(r));
+        .and_then(|r| store.resolve_as::<Organization>(r));
+    let managing_org = managing_org.as_deref();
 
-    for p in bundle.resources_of::<Practitioner>() {
+    for p in &practitioners {
         let Some(pid) = p.id.as_deref() else { continue };
         let label = format!("Practitioner/{pid}");
         let role = roles.iter().find(|r| {
@@ -35,10 +50,10 @@ pub(crate) fn build_directory(ctx: &mut Ctx<'_>) {
             .and_then(|r| r.code.first())
             .and_then(|c| c.text_or_display())
             .unwrap_or("Unknown");
-        let org = role
+        let role_org = role
             .and_then(|r| r.organization.as_ref())
-            .and_then(|o| ctx.index.resolve_as::<Organization>(o))
-            .or(managing_org);
+            .and_then(|o| ctx.store.resolve_as::<Organization>(o));
+        let org = role_org.as_deref().or(managing_org);
         let id = ctx.id(&label);
         let agent = Agent {
             class_code: Some("AGNT".into()),
@@ -60,7 +75,7 @@ pub(crate) fn build_directory(ctx: &mut Ctx<'_>) {
         }
         ctx.agent_ids.insert(label, id);
     }
-    for o in bundle.resources_of::<Organization>() {
+    for o in &organizations {
         let Some(oid) = o.id.as_deref() else { continue };
         let label = format!("Organization/{oid}");
         let id = ctx.id(&label);
@@ -101,7 +116,7 @@ pub(crate) fn build_directory(ctx: &mut Ctx<'_>) {
         .and_then(|o| o.id.as_deref())
         .and_then(|i| ctx.agent_ids.get(&format!("Organization/{i}")))
         .or_else(|| {
-            bundle.resources_of::<Organization>().find_map(|o| {
+            organizations.iter().find_map(|o| {
                 ctx.agent_ids
                     .get(&format!("Organization/{}", o.id.as_deref()?))
             })
@@ -150,8 +165,8 @@ pub(crate) fn agent_for(ctx: &Ctx<'_>, r: Option<&Reference>) -> String {
 
 /// The agent id for a reference, if it names an agent of the directory.
 pub(crate) fn agent_for_opt(ctx: &Ctx<'_>, r: Option<&Reference>) -> Option<String> {
-    let res = ctx.index.resolve(r?)?;
-    ctx.agent_ids.get(&res.label()).cloned()
+    let label = ctx.store.resolve_label(r?)?;
+    ctx.agent_ids.get(&label).cloned()
 }
 
 fn organization(o: &Organization) -> HlOrganization {

@@ -1,8 +1,6 @@
 //! Compositions: consultations (Encounter + its Lists → TOPIC → CATEGORY → statements),
 //! and one composition for each clinical item recorded outside a consultation.
 
-use std::collections::HashMap;
-
 use fhir::{CodeableConcept, Encounter, List, Reference, Resource, systems};
 use hl7v3::datatypes::CD;
 use hl7v3::ehr::{
@@ -14,44 +12,30 @@ use hl7v3::xml::Element;
 use super::agents::{agent_for, agent_for_opt};
 use super::build::*;
 use super::codes::{Snomed, fixed, fixed_with_text, snomed_cd};
-use super::{Ctx, is_statement_resource, is_structural, map_resource};
+use super::{Ctx, is_statement_type, is_structural_type, map_resource};
 
 /// SNOMED CT code of a consultation List.
-const CONSULTATION_LIST: &str = "325851000000107";
+pub(crate) const CONSULTATION_LIST: &str = "325851000000107";
 /// SNOMED CT code of a topic List.
 const TOPIC_LIST: &str = "25851000000105";
 /// SNOMED CT code of a category (heading) List.
 const CATEGORY_LIST: &str = "24781000000107";
 
-fn list_has_code(l: &List, code: &str) -> bool {
+pub(crate) fn list_has_code(l: &List, code: &str) -> bool {
     l.code
         .as_ref()
         .is_some_and(|c| c.coding.iter().any(|k| k.code.as_deref() == Some(code)))
 }
 
-/// The consultation List of each Encounter, by `Encounter/id`: the first List with the
-/// consultation code whose `encounter` names it.
-pub(crate) fn consultation_lists<'a>(
-    bundle: &'a fhir::Bundle,
-    index: &fhir::BundleIndex<'a>,
-) -> HashMap<String, &'a List> {
-    let mut out = HashMap::new();
-    for l in bundle
-        .resources_of::<List>()
-        .filter(|l| list_has_code(l, CONSULTATION_LIST))
-    {
-        if let Some(r) = l.encounter.as_ref().and_then(|r| index.resolve(r)) {
-            out.entry(r.label()).or_insert(l);
-        }
-    }
-    out
-}
-
 /// Every Encounter with its consultation List becomes an `ehrComposition`.
-pub(crate) fn map_consultations(ctx: &mut Ctx<'_>) -> Vec<CompositionComponent> {
-    let bundle = ctx.bundle;
-    let mut out = Vec::new();
-    for enc in bundle.resources_of::<Encounter>() {
+pub(crate) fn map_consultations<'a>(
+    ctx: &mut Ctx<'a>,
+    emit: &mut dyn FnMut(&mut Ctx<'a>, CompositionComponent),
+) {
+    for pos in ctx.store.positions_of::<Encounter>() {
+        let Some(enc) = ctx.store.get_as::<Encounter>(pos) else {
+            continue;
+        };
         let Some(eid) = enc.id.as_deref() else {
             ctx.unmapped(
                 "Encounter".into(),
@@ -61,11 +45,15 @@ pub(crate) fn map_consultations(ctx: &mut Ctx<'_>) -> Vec<CompositionComponent> 
             continue;
         };
         let label = format!("Encounter/{eid}");
-        let consultation = ctx.lookups.consultations.get(&label).copied();
+        let consultation = ctx
+            .lookups
+            .consultations
+            .get(&label)
+            .and_then(|&p| ctx.store.get_as::<List>(p));
         let mut components = Vec::new();
         if let Some(list) = consultation {
             for entry in &list.entry {
-                let Some(target) = entry.item.as_ref().and_then(|r| ctx.index.resolve(r)) else {
+                let Some(target) = entry.item.as_ref().and_then(|r| ctx.store.resolve(r)) else {
                     unresolved(
                         ctx,
                         &format!("List/{}", list.id.as_deref().unwrap_or("")),
@@ -73,9 +61,9 @@ pub(crate) fn map_consultations(ctx: &mut Ctx<'_>) -> Vec<CompositionComponent> 
                     );
                     continue;
                 };
-                match target {
+                match &*target {
                     Resource::List(topic) if list_has_code(topic, TOPIC_LIST) => {
-                        if let Some(s) = map_topic(ctx, topic, enc) {
+                        if let Some(s) = map_topic(ctx, topic, &enc) {
                             components.push(component(s, false));
                         }
                     }
@@ -106,9 +94,9 @@ pub(crate) fn map_consultations(ctx: &mut Ctx<'_>) -> Vec<CompositionComponent> 
             }));
             components.push(component(note, false));
         }
-        out.push(encounter_composition(ctx, enc, components));
+        let c = encounter_composition(ctx, &enc, components);
+        emit(ctx, c);
     }
-    out
 }
 
 fn unresolved(ctx: &mut Ctx<'_>, list: &str, item: Option<&Reference>) {
@@ -129,16 +117,16 @@ fn map_topic(ctx: &mut Ctx<'_>, topic: &List, enc: &Encounter) -> Option<Stateme
     let mut children = Vec::new();
     let mut loose = Vec::new();
     for entry in &topic.entry {
-        let Some(target) = entry.item.as_ref().and_then(|r| ctx.index.resolve(r)) else {
+        let Some(target) = entry.item.as_ref().and_then(|r| ctx.store.resolve(r)) else {
             unresolved(ctx, &topic_label, entry.item.as_ref());
             continue;
         };
-        match target {
+        match &*target {
             Resource::List(cat) if list_has_code(cat, CATEGORY_LIST) => {
                 let mut items = Vec::new();
                 for e in &cat.entry {
-                    match e.item.as_ref().and_then(|r| ctx.index.resolve(r)) {
-                        Some(r) => items.extend(map_resource(ctx, r)),
+                    match e.item.as_ref().and_then(|r| ctx.store.resolve(r)) {
+                        Some(r) => items.extend(map_resource(ctx, &r)),
                         None => unresolved(
                             ctx,
                             &format!("List/{}", cat.id.as_deref().unwrap_or("")),
@@ -177,15 +165,15 @@ fn map_topic(ctx: &mut Ctx<'_>, topic: &List, enc: &Encounter) -> Option<Stateme
 /// A topic's code: the SNOMED CT code of its related problem, else "Unspecified problem";
 /// its title as original text.
 fn topic_code(ctx: &Ctx<'_>, topic: &List) -> CD {
-    let problem_code: Option<&CodeableConcept> = topic
+    let problem = topic
         .find_extension(fhir::systems::extension::RELATED_PROBLEM_HEADER)
         .and_then(|e| {
             fhir::Extension::find(&e.extension, "target")
                 .and_then(|t| t.value.as_ref())
                 .and_then(|v| v.as_reference())
         })
-        .and_then(|r| ctx.index.resolve_as::<fhir::Condition>(r))
-        .and_then(|c| c.code.as_ref());
+        .and_then(|r| ctx.store.resolve_as::<fhir::Condition>(r));
+    let problem_code: Option<&CodeableConcept> = problem.as_ref().and_then(|c| c.code.as_ref());
     let snomed = problem_code.and_then(|c| {
         c.coding
             .iter()
@@ -268,9 +256,8 @@ fn encounter_composition(
         .location
         .first()
         .and_then(|l| l.location.as_ref())
-        .and_then(|r| ctx.index.resolve_as::<fhir::Location>(r))
-        .and_then(|l| l.name.as_deref())
-        .map(location);
+        .and_then(|r| ctx.store.resolve_as::<fhir::Location>(r))
+        .and_then(|l| l.name.as_deref().map(location));
     let recorded = enc
         .find_extension(
             "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-RecordedDate-1",
@@ -366,23 +353,32 @@ pub(crate) fn composition(ctx: &Ctx<'_>, p: CompositionParts) -> CompositionComp
 
 /// Every clinical resource not mapped inside a consultation (or inside another statement)
 /// gets a composition of its own, in Bundle order.
-pub(crate) fn map_non_consultation(ctx: &mut Ctx<'_>) -> Vec<CompositionComponent> {
-    let bundle = ctx.bundle;
-    let mut out = Vec::new();
-    for r in bundle.resources() {
-        if !is_statement_resource(r) {
-            if !is_structural(r) {
+pub(crate) fn map_non_consultation<'a>(
+    ctx: &mut Ctx<'a>,
+    emit: &mut dyn FnMut(&mut Ctx<'a>, CompositionComponent),
+) {
+    for pos in ctx.store.positions() {
+        let (Some(ty), Some(label)) = (ctx.store.resource_type(pos), ctx.store.label(pos)) else {
+            continue;
+        };
+        if !is_statement_type(ty) {
+            if !is_structural_type(ty) {
+                let ty = ty.to_owned();
                 ctx.unmapped(
-                    r.label(),
-                    r.resource_type(),
+                    label,
+                    &ty,
                     "this resource type has no place in a GP2GP EhrExtract",
                 );
             }
             continue;
         }
-        if ctx.is_consumed(r) {
+        if ctx.consumed.contains(&label) {
             continue;
         }
+        let Some(r) = ctx.store.get(pos) else {
+            continue;
+        };
+        let r = &*r;
         let statements = map_resource(ctx, r);
         if statements.is_empty() {
             continue;
@@ -396,7 +392,7 @@ pub(crate) fn map_non_consultation(ctx: &mut Ctx<'_>) -> Vec<CompositionComponen
             .into_iter()
             .map(|s| component(s, false))
             .collect();
-        out.push(composition(
+        let c = composition(
             ctx,
             CompositionParts {
                 key: r.label(),
@@ -410,9 +406,9 @@ pub(crate) fn map_non_consultation(ctx: &mut Ctx<'_>) -> Vec<CompositionComponen
                 confidentiality: ctx.confidentiality(r.meta()),
                 components,
             },
-        ));
+        );
+        emit(ctx, c);
     }
-    out
 }
 
 /// A statement's start time and availability time.

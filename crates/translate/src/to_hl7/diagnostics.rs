@@ -4,9 +4,9 @@
 //! A test group is a `BATTERY` of its results; a single result is a `CLUSTER` of its
 //! `ObservationStatement` and its comments.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use fhir::{DiagnosticReport, Observation, Resource, Specimen};
+use fhir::{DiagnosticReport, Observation, Specimen};
 use hl7v3::datatypes::{II, IVL_TS};
 use hl7v3::ehr::{
     CompoundStatement, NarrativeStatement, SpecimenMaterial, SpecimenRole, Statement,
@@ -19,79 +19,21 @@ use super::codes::{fixed, fixed_with_text};
 use super::observations::{
     battery, comment_narrative, is_comment, narrative, observation_statement_with,
 };
+use super::prescan::{derived_refs, member_refs};
+use super::store::Typed;
 
-/// Marks what reports and test groups carry inside them, so that it is not also sent on
-/// its own: results (and their members), comments on them, specimens.
-pub(crate) fn claim_report_parts(ctx: &mut Ctx<'_>) {
-    let bundle = ctx.bundle;
-    let mut claimed: HashSet<String> = HashSet::new();
-    let mut result_ids: HashSet<String> = HashSet::new();
-    for d in bundle.resources_of::<DiagnosticReport>() {
-        for r in d.result.iter().chain(d.specimen.iter()) {
-            if let Some(res) = ctx.index.resolve(r) {
-                claimed.insert(res.label());
-                if let Resource::Observation(o) = res {
-                    result_ids.insert(res.label());
-                    for m in members(ctx, o) {
-                        claimed.insert(format!("Observation/{}", m.id.as_deref().unwrap_or("")));
-                        result_ids.insert(format!("Observation/{}", m.id.as_deref().unwrap_or("")));
-                    }
-                }
-            }
-        }
-    }
-    // Members of test groups outside reports.
-    for o in bundle.resources_of::<Observation>() {
-        for m in members(ctx, o) {
-            claimed.insert(format!("Observation/{}", m.id.as_deref().unwrap_or("")));
-        }
-    }
-    // Comments derived from a result that is sent inside a report.
-    for o in bundle.resources_of::<Observation>() {
-        if is_comment(o) && derived_from(ctx, o).is_some_and(|t| result_ids.contains(&t)) {
-            claimed.insert(format!("Observation/{}", o.id.as_deref().unwrap_or("")));
-        }
-    }
-    ctx.consumed.extend(claimed);
-}
+/// A specimen (or none, for results without one) and the results taken from it.
+type SpecimenResults<'a> = (Option<Typed<'a, Specimen>>, Vec<Typed<'a, Observation>>);
 
 /// The `Type/id` a comment is derived from.
 fn derived_from(ctx: &Ctx<'_>, o: &Observation) -> Option<String> {
-    derived_from_in(&ctx.index, o)
-}
-
-fn derived_from_in(index: &fhir::BundleIndex<'_>, o: &Observation) -> Option<String> {
-    o.related
-        .iter()
-        .filter(|r| r.r#type.as_deref() == Some("derived-from"))
-        .find_map(|r| index.resolve(r.target.as_ref()?))
-        .map(Resource::label)
-}
-
-/// Comments by the `Type/id` of the result they are derived from, in Bundle order.
-pub(crate) fn comments_by_target<'a>(
-    bundle: &'a fhir::Bundle,
-    index: &fhir::BundleIndex<'a>,
-) -> HashMap<String, Vec<&'a Observation>> {
-    let mut out: HashMap<String, Vec<&'a Observation>> = HashMap::new();
-    for o in bundle
-        .resources_of::<Observation>()
-        .filter(|o| is_comment(o))
-    {
-        if let Some(t) = derived_from_in(index, o) {
-            out.entry(t).or_default().push(o);
-        }
-    }
-    out
+    derived_refs(o).find_map(|r| ctx.store.resolve_label(r))
 }
 
 /// The members of a test group.
-pub(crate) fn members<'a>(ctx: &Ctx<'a>, o: &Observation) -> Vec<&'a Observation> {
-    o.related
-        .iter()
-        .filter(|r| r.r#type.as_deref().is_none_or(|t| t == "has-member"))
-        .filter_map(|r| r.target.as_ref())
-        .filter_map(|t| ctx.index.resolve_as::<Observation>(t))
+pub(crate) fn members<'a>(ctx: &Ctx<'a>, o: &Observation) -> Vec<Typed<'a, Observation>> {
+    member_refs(o)
+        .filter_map(|t| ctx.store.resolve_as::<Observation>(t))
         .collect()
 }
 
@@ -103,13 +45,13 @@ pub(crate) fn map_report<'a>(ctx: &mut Ctx<'a>, d: &DiagnosticReport) -> Stateme
     let conf = ctx.confidentiality(d.meta.as_ref());
     let performer = agent_for_opt(ctx, d.performer.first().and_then(|p| p.actor.as_ref()));
 
-    let results: Vec<&Observation> = d
+    let results: Vec<Typed<'a, Observation>> = d
         .result
         .iter()
-        .filter_map(|r| ctx.index.resolve_as::<Observation>(r))
+        .filter_map(|r| ctx.store.resolve_as::<Observation>(r))
         .collect();
     for r in &d.result {
-        if ctx.index.resolve_as::<Observation>(r).is_none() {
+        if ctx.store.resolve_as::<Observation>(r).is_none() {
             ctx.unmapped(
                 label.clone(),
                 "DiagnosticReport.result",
@@ -125,12 +67,14 @@ pub(crate) fn map_report<'a>(ctx: &mut Ctx<'a>, d: &DiagnosticReport) -> Stateme
         .map(|o| format!("Observation/{}", o.id.as_deref().unwrap_or("")))
         .collect();
     // Comments about a result (derived from it), to go beside it.
-    let comments_on = |ctx: &Ctx<'a>, target: &str| -> Vec<&'a Observation> {
+    let comments_on = |ctx: &Ctx<'a>, target: &str| -> Vec<Typed<'a, Observation>> {
         ctx.lookups
             .comments
             .get(target)
-            .cloned()
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter_map(|&p| ctx.store.get_as::<Observation>(p))
+            .collect()
     };
 
     let mut items: Vec<Statement> = Vec::new();
@@ -169,22 +113,22 @@ pub(crate) fn map_report<'a>(ctx: &mut Ctx<'a>, d: &DiagnosticReport) -> Stateme
     }
     // Which results belong to which specimen; comments that are results of the report
     // itself (not derived from another result) go first.
-    let mut by_specimen: Vec<(Option<&Specimen>, Vec<&Observation>)> = d
+    let mut by_specimen: Vec<SpecimenResults<'a>> = d
         .specimen
         .iter()
-        .filter_map(|s| ctx.index.resolve_as::<Specimen>(s))
+        .filter_map(|s| ctx.store.resolve_as::<Specimen>(s))
         .map(|s| (Some(s), Vec::new()))
         .collect();
     let mut loose = Vec::new();
     // Members of groups that are themselves results of this report.
-    let grouped: HashSet<*const Observation> = results
+    let grouped: HashSet<usize> = results
         .iter()
         .flat_map(|g| members(ctx, g))
-        .map(std::ptr::from_ref)
+        .map(|m| m.pos())
         .collect();
     for o in &results {
         // A member of a group that is itself a result of this report is sent in the group.
-        if grouped.contains(&std::ptr::from_ref(*o)) {
+        if grouped.contains(&o.pos()) {
             continue;
         }
         if is_comment(o) {
@@ -196,34 +140,28 @@ pub(crate) fn map_report<'a>(ctx: &mut Ctx<'a>, d: &DiagnosticReport) -> Stateme
             items.push(narrative(ctx, o, &oid));
             continue;
         }
-        let spec = o
-            .specimen
-            .as_ref()
-            .and_then(|s| ctx.index.resolve_as::<Specimen>(s));
+        let spec = o.specimen.as_ref().and_then(|s| ctx.store.resolve_pos(s));
         match spec.and_then(|s| {
             by_specimen
                 .iter()
-                .position(|(x, _)| x.is_some_and(|x| std::ptr::eq(x, s)))
+                .position(|(x, _)| x.as_ref().is_some_and(|x| x.pos() == s))
         }) {
-            Some(i) => by_specimen[i].1.push(o),
-            None => loose.push(*o),
+            Some(i) => by_specimen[i].1.push(o.clone()),
+            None => loose.push(o.clone()),
         }
     }
     for (spec, obs) in by_specimen {
         let Some(spec) = spec else { continue };
         let mut inner = Vec::new();
-        if let Some(n) = specimen_note(ctx, spec, issued.as_deref()) {
+        if let Some(n) = specimen_note(ctx, &spec, issued.as_deref()) {
             inner.push(n);
         }
         for o in obs {
-            inner.push(result(
+            let comments = comments_on(
                 ctx,
-                o,
-                &comments_on(
-                    ctx,
-                    &format!("Observation/{}", o.id.as_deref().unwrap_or("")),
-                ),
-            ));
+                &format!("Observation/{}", o.id.as_deref().unwrap_or("")),
+            );
+            inner.push(result(ctx, &o, &comments));
         }
         if inner.is_empty() {
             inner.push(Statement::NarrativeStatement(Box::new(
@@ -241,14 +179,14 @@ pub(crate) fn map_report<'a>(ctx: &mut Ctx<'a>, d: &DiagnosticReport) -> Stateme
                 },
             )));
         }
-        items.push(specimen_cluster(ctx, spec, issued.as_deref(), inner));
+        items.push(specimen_cluster(ctx, &spec, issued.as_deref(), inner));
     }
     for o in loose {
         let c = comments_on(
             ctx,
             &format!("Observation/{}", o.id.as_deref().unwrap_or("")),
         );
-        items.push(result(ctx, o, &c));
+        items.push(result(ctx, &o, &c));
     }
     if items.is_empty() {
         items.push(Statement::NarrativeStatement(Box::new(
@@ -285,13 +223,17 @@ pub(crate) fn map_report<'a>(ctx: &mut Ctx<'a>, d: &DiagnosticReport) -> Stateme
 
 /// One result: a group → `BATTERY`; a single result → `CLUSTER` of the observation and
 /// its comments.
-fn result(ctx: &mut Ctx<'_>, o: &Observation, comments: &[&Observation]) -> Statement {
+fn result(
+    ctx: &mut Ctx<'_>,
+    o: &Typed<'_, Observation>,
+    comments: &[Typed<'_, Observation>],
+) -> Statement {
     let oid = o.id.as_deref().unwrap_or("");
     let id = ctx.res_id("Observation", oid);
     let mut m = members(ctx, o);
     for c in comments {
-        if !m.iter().any(|x| std::ptr::eq(*x, *c)) {
-            m.push(c);
+        if !m.iter().any(|x| x.pos() == c.pos()) {
+            m.push(c.clone());
         }
     }
     let group = !members(ctx, o).is_empty() || !o.component.is_empty();

@@ -5,8 +5,6 @@
 //! course supplies the prescribing agency, dosage and notes; the Medication the drug code
 //! (its dm+d concept id, degrade "medication" when it has none).
 
-use std::collections::HashMap;
-
 use fhir::{
     Choice, CodeableConcept, Extension, Medication, MedicationRequest, MedicationStatement,
     systems::extension,
@@ -22,69 +20,53 @@ use super::Ctx;
 use super::agents::agent_for;
 use super::build::*;
 use super::codes::{Item, Snomed, concept, fixed, unknown_with_text};
+use super::store::Typed;
 use crate::DegradeCode;
 
-/// FHIR MedicationStatements whose authorisation is in the Bundle are carried by it.
-pub(crate) fn claim_parts(ctx: &mut Ctx<'_>) {
-    let bundle = ctx.bundle;
-    for s in bundle.resources_of::<MedicationStatement>() {
-        if s.based_on
-            .iter()
-            .any(|b| ctx.index.resolve_as::<MedicationRequest>(b).is_some())
-            && let Some(id) = s.id.as_deref()
-        {
-            ctx.consumed.insert(format!("MedicationStatement/{id}"));
-        }
-    }
-}
-
-/// The course (FHIR MedicationStatement) of each authorisation, by MedicationRequest id:
-/// the first statement based on it.
-pub(crate) fn courses_by_plan(bundle: &fhir::Bundle) -> HashMap<&str, &MedicationStatement> {
-    let mut out = HashMap::new();
-    for s in bundle.resources_of::<MedicationStatement>() {
-        for (t, i) in s.based_on.iter().filter_map(|b| b.type_and_id()) {
-            if t == "MedicationRequest" {
-                out.entry(i).or_insert(s);
-            }
-        }
-    }
-    out
-}
-
 /// The course (FHIR MedicationStatement) an authorisation belongs to.
-fn course_of<'a>(ctx: &Ctx<'a>, plan: &MedicationRequest) -> Option<&'a MedicationStatement> {
+fn course_of<'a>(
+    ctx: &Ctx<'a>,
+    plan: &MedicationRequest,
+) -> Option<Typed<'a, MedicationStatement>> {
     let pid = plan.id.as_deref()?;
-    ctx.lookups.courses.get(pid).copied()
+    let &pos = ctx.lookups.courses.get(pid)?;
+    ctx.store.get_as(pos)
 }
 
 /// The authorisation an issue was made under.
-fn plan_of<'a>(ctx: &Ctx<'a>, order: &MedicationRequest) -> Option<&'a MedicationRequest> {
+fn plan_of<'a>(ctx: &Ctx<'a>, order: &MedicationRequest) -> Option<Typed<'a, MedicationRequest>> {
     order
         .based_on
         .iter()
-        .find_map(|b| ctx.index.resolve_as::<MedicationRequest>(b))
+        .find_map(|b| ctx.store.resolve_as::<MedicationRequest>(b))
 }
 
-fn medication_concept<'a>(ctx: &Ctx<'a>, m: Option<&'a Choice>) -> Option<&'a CodeableConcept> {
+/// The drug: the code of the Medication referred to, or the code given in place.
+fn medication_concept(ctx: &Ctx<'_>, m: Option<&Choice>) -> Option<CodeableConcept> {
     let m = m?;
     if let Some(r) = m.as_reference() {
-        return ctx.index.resolve_as::<Medication>(r)?.code.as_ref();
+        return ctx.store.resolve_as::<Medication>(r)?.code.clone();
     }
-    m.as_codeable_concept()
+    m.as_codeable_concept().cloned()
 }
 
 pub(crate) fn map_medication_request(ctx: &mut Ctx<'_>, m: &MedicationRequest) -> Vec<Statement> {
     let mid = m.id.as_deref().unwrap_or("");
     let label = format!("MedicationRequest/{mid}");
     let is_plan = m.intent.as_deref() != Some("order");
-    let plan = if is_plan { Some(m) } else { plan_of(ctx, m) };
+    let plan_handle = if is_plan { None } else { plan_of(ctx, m) };
+    let plan: Option<&MedicationRequest> = if is_plan {
+        Some(m)
+    } else {
+        plan_handle.as_deref()
+    };
     let course = plan.and_then(|p| course_of(ctx, p));
+    let course = course.as_deref();
 
     let drug = medication_concept(ctx, m.medication.as_ref());
     let drug_code = concept(
         ctx,
-        drug,
+        drug.as_ref(),
         Snomed::Concept,
         Item {
             source: &label,
@@ -173,8 +155,8 @@ pub(crate) fn map_medication_request(ctx: &mut Ctx<'_>, m: &MedicationRequest) -
                 predecessor: m
                     .prior_prescription
                     .as_ref()
-                    .and_then(|p| ctx.index.resolve_as::<MedicationRequest>(p))
-                    .map(|p| medication_ref_holder("SUCC", "INT", &authorise_id(ctx, p)))
+                    .and_then(|p| ctx.store.resolve_as::<MedicationRequest>(p))
+                    .map(|p| medication_ref_holder("SUCC", "INT", &authorise_id(ctx, &p)))
                     .into_iter()
                     .collect(),
                 pertinent_information: supply_notes.clone(),
@@ -272,7 +254,7 @@ pub(crate) fn map_orphan_statement(ctx: &mut Ctx<'_>, s: &MedicationStatement) -
     let drug = medication_concept(ctx, s.medication.as_ref());
     let drug_code = concept(
         ctx,
-        drug,
+        drug.as_ref(),
         Snomed::Concept,
         Item {
             source: &label,

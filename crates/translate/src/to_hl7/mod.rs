@@ -38,14 +38,18 @@ mod build;
 mod codes;
 mod consultations;
 mod diagnostics;
+mod facts;
 mod medication;
 mod observations;
+mod prescan;
 mod problems;
 mod requests;
+mod store;
+mod stream;
 
 use std::collections::{HashMap, HashSet};
 
-use fhir::{Bundle, BundleIndex, Patient, Resource};
+use fhir::{Bundle, Patient, Resource};
 use hl7v3::datatypes::{CD, II};
 use hl7v3::ehr::{
     AgentOrgSDS, CompositionComponent, EhrExtract, EhrFolder, FolderComponent, IdAct,
@@ -62,6 +66,10 @@ use uuid::Uuid;
 use crate::{Report, TranslateError, Unmapped};
 
 use build::*;
+use prescan::{Lookups, Prescan};
+use store::{Store, Typed};
+
+pub use stream::bundle_to_writer;
 
 /// The OID of ODS organisation codes in HL7 (`agentOrganizationSDS/id/@root`).
 pub const ODS_ROOT: &str = "1.2.826.0.1285.0.1.10";
@@ -108,9 +116,68 @@ pub fn bundle_to_extract(
     bundle: &Bundle,
     options: &ToHl7Options,
 ) -> Result<(Message, Report), TranslateError> {
-    let patient = bundle
-        .resources_of::<Patient>()
-        .next()
+    let store = Store::bundle(bundle);
+    let mut prescan = Prescan::default();
+    for (pos, entry) in bundle.entry.iter().enumerate() {
+        if let Some(r) = &entry.resource {
+            prescan.observe(pos, facts::Facts::of(r));
+        }
+    }
+    let header = Header {
+        bundle_id: bundle.id.clone(),
+        last_updated: bundle.meta.as_ref().and_then(|m| m.last_updated.clone()),
+    };
+    let (mut ctx, parties) = prepare(store, prescan, &header, options)?;
+    let mut compositions = Vec::new();
+    map_compositions(&mut ctx, &mut |_, c| compositions.push(c));
+    problems::prune_links(&mut ctx, &mut compositions);
+    let mut ids = HashSet::new();
+    for c in &compositions {
+        collect_composition_ids(c, &mut ids);
+    }
+    check_carried(&mut ctx, &ids);
+    if compositions.is_empty() {
+        compositions.push(consultations::empty_record_composition(
+            &mut ctx,
+            &parties.creation_time,
+        ));
+    }
+    let mut earliest = Earliest::default();
+    for c in &compositions {
+        earliest.add(c);
+    }
+    let message = message(&mut ctx, &parties, options, compositions, earliest.0);
+    count_output(&message, &mut ctx.report);
+    Ok((message, ctx.report))
+}
+
+/// What the translation takes from the Bundle itself (not its entries).
+pub(crate) struct Header {
+    pub bundle_id: Option<String>,
+    pub last_updated: Option<fhir::DateTime>,
+}
+
+/// Who sends to whom, and when: settled before anything is mapped.
+pub(crate) struct Parties {
+    pub nhs_number: String,
+    pub creation_time: String,
+    pub from_ods: String,
+    pub to_ods: String,
+    pub from_asid: String,
+    pub to_asid: String,
+}
+
+/// Checks what the extract cannot do without, and sets up the translation: the agent
+/// directory, and the resources carried inside others claimed. Fails only when the Bundle
+/// cannot be an EhrExtract at all.
+pub(crate) fn prepare<'a>(
+    store: Store<'a>,
+    prescan: Prescan,
+    header: &Header,
+    options: &ToHl7Options,
+) -> Result<(Ctx<'a>, Parties), TranslateError> {
+    let patient = store
+        .first_of::<Patient>()
         .ok_or(TranslateError::NoPatient)?;
     let nhs_number = patient
         .nhs_number()
@@ -120,10 +187,9 @@ pub fn bundle_to_extract(
         .to_string();
     let creation_time = match &options.creation_time {
         Some(t) => t.clone(),
-        None => bundle
-            .meta
+        None => header
+            .last_updated
             .as_ref()
-            .and_then(|m| m.last_updated.as_ref())
             .and_then(hl7_ts)
             .ok_or_else(|| {
                 TranslateError::Invalid(
@@ -137,9 +203,11 @@ pub fn bundle_to_extract(
         )));
     }
 
-    let mut ctx = Ctx::new(bundle, patient, &nhs_number);
-    for r in bundle.resources() {
-        ctx.report.read(r.resource_type());
+    let mut ctx = Ctx::new(store, patient, &nhs_number, header, prescan);
+    for pos in ctx.store.positions() {
+        if let Some(ty) = ctx.store.resource_type(pos) {
+            ctx.report.read(ty);
+        }
     }
 
     let from_ods = match &options.from_ods {
@@ -164,21 +232,80 @@ pub fn bundle_to_extract(
     // Resources carried inside others are claimed first, so that they are not also sent on
     // their own: test results, specimens and comments inside reports, statements inside
     // medication courses.
-    diagnostics::claim_report_parts(&mut ctx);
-    medication::claim_parts(&mut ctx);
-    let mut compositions = consultations::map_consultations(&mut ctx);
-    compositions.extend(consultations::map_non_consultation(&mut ctx));
-    problems::prune_links(&mut ctx, &mut compositions);
-    check_carried(&mut ctx, &compositions);
+    let claims = std::mem::take(&mut ctx.claims);
+    ctx.consumed.extend(claims);
+    Ok((
+        ctx,
+        Parties {
+            nhs_number,
+            creation_time,
+            from_ods,
+            to_ods,
+            from_asid,
+            to_asid,
+        },
+    ))
+}
 
-    if compositions.is_empty() {
-        compositions.push(consultations::empty_record_composition(
-            &mut ctx,
-            &creation_time,
-        ));
+/// Maps the consultations, then everything recorded outside them, handing each
+/// composition on as it is made.
+pub(crate) fn map_compositions<'a>(
+    ctx: &mut Ctx<'a>,
+    emit: &mut dyn FnMut(&mut Ctx<'a>, CompositionComponent),
+) {
+    consultations::map_consultations(ctx, emit);
+    consultations::map_non_consultation(ctx, emit);
+}
+
+/// The ids (roots) of every statement of a composition, at any depth.
+pub(crate) fn collect_composition_ids(c: &CompositionComponent, ids: &mut HashSet<String>) {
+    if let Some(comp) = &c.ehr_composition {
+        for sc in &comp.component {
+            if let Some(s) = &sc.statement {
+                problems::collect_ids(s, ids);
+            }
+        }
     }
+}
 
-    let earliest = earliest_time(&compositions);
+/// The earliest composition time, for the folder's `effectiveTime/low`: compared by date,
+/// the first of the earliest.
+#[derive(Default)]
+pub(crate) struct Earliest(pub Option<String>);
+
+impl Earliest {
+    pub fn add(&mut self, c: &CompositionComponent) {
+        let Some(t) = c
+            .ehr_composition
+            .as_ref()
+            .and_then(|c| c.effective_time.as_ref())
+            .and_then(|t| t.start())
+        else {
+            return;
+        };
+        let date = |s: &str| s.get(..8).unwrap_or(s).to_owned();
+        if self.0.as_deref().is_none_or(|e| date(t) < date(e)) {
+            self.0 = Some(t.to_string());
+        }
+    }
+}
+
+/// The whole message around the compositions.
+pub(crate) fn message(
+    ctx: &mut Ctx<'_>,
+    parties: &Parties,
+    options: &ToHl7Options,
+    compositions: Vec<CompositionComponent>,
+    earliest: Option<String>,
+) -> Message {
+    let Parties {
+        nhs_number,
+        creation_time,
+        from_ods,
+        to_ods,
+        from_asid,
+        to_asid,
+    } = parties;
     let folder = EhrFolder {
         class_code: Some("FOLDER".into()),
         mood_code: Some("EVN".into()),
@@ -188,8 +315,8 @@ pub fn bundle_to_extract(
             low: earliest.map(|e| bx_ts(&e)).or_else(|| nf_ts("UNK")),
             ..Default::default()
         }),
-        availability_time: ts(&creation_time),
-        author: bx(org_author(&from_ods, &creation_time)),
+        availability_time: ts(creation_time),
+        author: bx(org_author(from_ods, creation_time)),
         responsible_party: bx(ResponsibleParty {
             type_code: Some("RESP".into()),
             agent_directory: bx(std::mem::take(&mut ctx.directory)),
@@ -204,20 +331,20 @@ pub fn bundle_to_extract(
         mood_code: Some("EVN".into()),
         id: ii(ctx.id("extract")),
         status_code: cs("COMPLETE"),
-        availability_time: ts(&creation_time),
+        availability_time: ts(creation_time),
         record_target: bx(RecordTarget {
             type_code: Some("RCT".into()),
             patient: bx(hl7v3::ehr::Patient {
                 class_code: Some("PAT".into()),
-                id: bx(II::with_extension(NHS_NUMBER_ROOT, &nhs_number)),
+                id: bx(II::with_extension(NHS_NUMBER_ROOT, nhs_number)),
                 ..Default::default()
             }),
             ..Default::default()
         }),
-        author: bx(org_author(&from_ods, &creation_time)),
+        author: bx(org_author(from_ods, creation_time)),
         destination: bx(OrgParticipation {
             type_code: Some("DST".into()),
-            agent_org_sds: bx(agent_org_sds(&to_ods)),
+            agent_org_sds: bx(agent_org_sds(to_ods)),
             ..Default::default()
         }),
         component: vec![FolderComponent {
@@ -238,7 +365,7 @@ pub fn bundle_to_extract(
             }),
             ..Default::default()
         }),
-        limitation: bx(limitation(&ctx)),
+        limitation: bx(limitation(ctx)),
         ..Default::default()
     };
 
@@ -252,7 +379,7 @@ pub fn bundle_to_extract(
             .message_id
             .clone()
             .unwrap_or_else(|| ctx.id("message"))),
-        creation_time: ts(&creation_time),
+        creation_time: ts(creation_time),
         version_code: cs("V3NPfIT3.1.10"),
         interaction_id: bx(II::with_extension(
             hl7v3::datatypes::INTERACTION_ID_ROOT,
@@ -261,8 +388,8 @@ pub fn bundle_to_extract(
         processing_code: cs("P"),
         processing_mode_code: cs("T"),
         accept_ack_code: cs("NE"),
-        communication_function_rcv: vec![communication_function("RCV", &to_asid)],
-        communication_function_snd: bx(communication_function("SND", &from_asid)),
+        communication_function_rcv: vec![communication_function("RCV", to_asid)],
+        communication_function_snd: bx(communication_function("SND", from_asid)),
         control_act_event: bx(ControlActEvent {
             class_code: Some("CACT".into()),
             mood_code: Some("EVN".into()),
@@ -270,7 +397,7 @@ pub fn bundle_to_extract(
                 type_code: Some("AUT".into()),
                 agent_system_sds: bx(AgentSystemSDS {
                     class_code: Some("AGNT".into()),
-                    agent_system_sds: bx(device(&from_asid)),
+                    agent_system_sds: bx(device(from_asid)),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -293,9 +420,7 @@ pub fn bundle_to_extract(
         "xmlns:xsi",
         hl7v3::datatypes::XSI_NS,
     ));
-    let message = Message::new(interaction, transmission);
-    count_output(&message, &mut ctx.report);
-    Ok((message, ctx.report))
+    Message::new(interaction, transmission)
 }
 
 fn communication_function(type_code: &str, asid: &str) -> CommunicationFunction {
@@ -359,36 +484,35 @@ fn limitation(ctx: &Ctx<'_>) -> Limitation {
     }
 }
 
-/// The earliest composition time, for the folder's `effectiveTime/low`.
-fn earliest_time(compositions: &[CompositionComponent]) -> Option<String> {
-    compositions
-        .iter()
-        .filter_map(|c| c.ehr_composition.as_ref()?.effective_time.as_ref()?.start())
-        .map(str::to_string)
-        .min_by(|a, b| a.get(..8).unwrap_or(a).cmp(b.get(..8).unwrap_or(b)))
-}
-
 /// Counts what was written: compositions, statements by element name (compound
 /// statements also by class, `CompoundStatement:TOPIC`), and supplies.
 fn count_output(message: &Message, report: &mut Report) {
-    let Some(extract) = message.ehr_extract() else {
+    let Some(folder) = message.ehr_extract().and_then(|e| e.folder()) else {
         return;
     };
-    if let Some(folder) = extract.folder() {
-        for _ in folder
-            .component
-            .iter()
-            .filter(|c| c.ehr_composition.is_some())
-        {
-            report.wrote("ehrComposition");
-        }
+    for c in &folder.component {
+        count_composition(c, report);
     }
-    for s in extract.statements() {
+}
+
+/// [`count_output`] for one composition.
+pub(crate) fn count_composition(c: &CompositionComponent, report: &mut Report) {
+    let Some(comp) = &c.ehr_composition else {
+        return;
+    };
+    report.wrote("ehrComposition");
+    let mut stack: Vec<&Statement> = comp
+        .component
+        .iter()
+        .filter_map(|sc| sc.statement.as_ref())
+        .collect();
+    while let Some(s) = stack.pop() {
         report.wrote(s.element_name());
         match s {
             Statement::CompoundStatement(c) => {
                 let class = c.class_code.as_deref().unwrap_or("");
                 report.wrote(&format!("CompoundStatement:{class}"));
+                stack.extend(c.component.iter().filter_map(|sc| sc.statement.as_ref()));
             }
             Statement::MedicationStatement(m) => {
                 for c in &m.component {
@@ -404,9 +528,9 @@ fn count_output(message: &Message, report: &mut Report) {
 
 /// The state of one translation.
 pub(crate) struct Ctx<'a> {
-    pub bundle: &'a Bundle,
-    pub index: BundleIndex<'a>,
-    pub patient: &'a Patient,
+    /// The Bundle's resources.
+    pub store: Store<'a>,
+    pub patient: Typed<'a, Patient>,
     ns: Uuid,
     pub report: Report,
     /// Whether any resource carries a `NOPAT` label (then the message is UK07).
@@ -419,39 +543,32 @@ pub(crate) struct Ctx<'a> {
     pub default_agent: String,
     /// Resources already mapped (`Type/id`): each is mapped once.
     pub consumed: HashSet<String>,
+    /// Resources carried inside others (`Type/id`), found by the prescan.
+    claims: Vec<String>,
     /// Lookups built once, so that mapping one resource never scans the whole Bundle.
-    pub lookups: Lookups<'a>,
-}
-
-/// Which resources point at which, built once per translation.
-pub(crate) struct Lookups<'a> {
-    /// The course (FHIR MedicationStatement) of each authorisation, by MedicationRequest id.
-    pub courses: HashMap<&'a str, &'a fhir::MedicationStatement>,
-    /// The consultation List of each Encounter, by `Encounter/id`.
-    pub consultations: HashMap<String, &'a fhir::List>,
-    /// Comments derived from a result, by the result's `Type/id`, in Bundle order.
-    pub comments: HashMap<String, Vec<&'a fhir::Observation>>,
+    pub lookups: Lookups,
 }
 
 impl<'a> Ctx<'a> {
-    fn new(bundle: &'a Bundle, patient: &'a Patient, nhs_number: &str) -> Ctx<'a> {
+    fn new(
+        store: Store<'a>,
+        patient: Typed<'a, Patient>,
+        nhs_number: &str,
+        header: &Header,
+        prescan: Prescan,
+    ) -> Ctx<'a> {
         let seed = format!(
             "lloyd:gp2gp:{nhs_number}:{}:{}",
             patient.id.as_deref().unwrap_or(""),
-            bundle.id.as_deref().unwrap_or("")
+            header.bundle_id.as_deref().unwrap_or("")
         );
         let ns = Uuid::new_v5(&Uuid::NAMESPACE_OID, seed.as_bytes());
-        let confidential = bundle.resources().any(|r| is_nopat(r.meta()));
-        let index = bundle.index();
-        let lookups = Lookups {
-            courses: medication::courses_by_plan(bundle),
-            consultations: consultations::consultation_lists(bundle, &index),
-            comments: diagnostics::comments_by_target(bundle, &index),
-        };
+        let confidential = prescan.confidential;
+        let (lookups, claims) = prescan.finish(&store);
         Ctx {
-            bundle,
-            index,
+            store,
             lookups,
+            claims,
             patient,
             ns,
             report: Report::default(),
@@ -481,10 +598,6 @@ impl<'a> Ctx<'a> {
         self.consumed.insert(r.label())
     }
 
-    pub fn is_consumed(&self, r: &Resource) -> bool {
-        self.consumed.contains(&r.label())
-    }
-
     /// The practice's ODS code, from the patient's managing organization or the first
     /// Organization with one.
     fn practice_ods(&self) -> Option<String> {
@@ -492,13 +605,15 @@ impl<'a> Ctx<'a> {
             .patient
             .managing_organization
             .as_ref()
-            .and_then(|r| self.index.resolve_as::<fhir::Organization>(r))
-            .and_then(|o| o.ods_code());
+            .and_then(|r| self.store.resolve_as::<fhir::Organization>(r));
         managing
+            .and_then(|o| o.ods_code().map(str::to_owned))
             .or_else(|| {
-                self.bundle
-                    .resources_of::<fhir::Organization>()
-                    .find_map(|o| o.ods_code())
+                self.store
+                    .positions_of::<fhir::Organization>()
+                    .into_iter()
+                    .filter_map(|p| self.store.get_as::<fhir::Organization>(p))
+                    .find_map(|o| o.ods_code().map(str::to_owned))
             })
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
@@ -555,85 +670,82 @@ pub(crate) fn map_resource(ctx: &mut Ctx<'_>, r: &Resource) -> Vec<Statement> {
 
 /// Whether a resource becomes statements of its own.
 pub(crate) fn is_statement_resource(r: &Resource) -> bool {
+    is_statement_type(r.resource_type())
+}
+
+/// [`is_statement_resource`] by resource type.
+pub(crate) fn is_statement_type(resource_type: &str) -> bool {
     matches!(
-        r,
-        Resource::AllergyIntolerance(_)
-            | Resource::Condition(_)
-            | Resource::MedicationRequest(_)
-            | Resource::MedicationStatement(_)
-            | Resource::Observation(_)
-            | Resource::Immunization(_)
-            | Resource::DiagnosticReport(_)
-            | Resource::ReferralRequest(_)
-            | Resource::ProcedureRequest(_)
-            | Resource::DocumentReference(_)
+        resource_type,
+        "AllergyIntolerance"
+            | "Condition"
+            | "MedicationRequest"
+            | "MedicationStatement"
+            | "Observation"
+            | "Immunization"
+            | "DiagnosticReport"
+            | "ReferralRequest"
+            | "ProcedureRequest"
+            | "DocumentReference"
     )
 }
 
 /// Resources that are structure or context rather than statements: they are carried in
 /// the agent directory, the compositions, or inside other statements.
-pub(crate) fn is_structural(r: &Resource) -> bool {
+pub(crate) fn is_structural_type(resource_type: &str) -> bool {
     matches!(
-        r,
-        Resource::Patient(_)
-            | Resource::Organization(_)
-            | Resource::Practitioner(_)
-            | Resource::PractitionerRole(_)
-            | Resource::Location(_)
-            | Resource::List(_)
-            | Resource::Encounter(_)
-            | Resource::Medication(_)
-            | Resource::Specimen(_)
+        resource_type,
+        "Patient"
+            | "Organization"
+            | "Practitioner"
+            | "PractitionerRole"
+            | "Location"
+            | "List"
+            | "Encounter"
+            | "Medication"
+            | "Specimen"
     )
 }
 
 /// The safety net behind "nothing silently dropped": every clinical resource of the Bundle
-/// must have become a statement (by its id), or be carried by one (a course by its
-/// authorisation), or be in the report already. Anything else gets a report line.
-fn check_carried(ctx: &mut Ctx<'_>, compositions: &[CompositionComponent]) {
-    let mut ids = HashSet::new();
-    for c in compositions {
-        if let Some(comp) = &c.ehr_composition {
-            for sc in &comp.component {
-                if let Some(s) = &sc.statement {
-                    problems::collect_ids(s, &mut ids);
-                }
-            }
-        }
-    }
+/// must have become a statement (by its id, `ids` being those of every statement written),
+/// or be carried by one (a course by its authorisation), or be in the report already.
+/// Anything else gets a report line.
+pub(crate) fn check_carried(ctx: &mut Ctx<'_>, ids: &HashSet<String>) {
     let reported: HashSet<String> = ctx
         .report
         .unmapped
         .iter()
         .map(|u| u.source.clone())
         .collect();
-    let bundle = ctx.bundle;
-    for r in bundle.resources() {
-        if !is_statement_resource(r) {
-            if let Resource::Specimen(s) = r
-                && !ctx.is_consumed(r)
-            {
+    for pos in ctx.store.positions() {
+        let (Some(ty), Some(label)) = (ctx.store.resource_type(pos), ctx.store.label(pos)) else {
+            continue;
+        };
+        let ty = ty.to_owned();
+        if !is_statement_type(&ty) {
+            if ty == "Specimen" && !ctx.consumed.contains(&label) {
+                let id = ctx.store.id(pos).unwrap_or("").to_owned();
                 ctx.unmapped(
-                    r.label(),
+                    label,
                     "Specimen",
                     format!(
-                        "the specimen {} belongs to no DiagnosticReport, and GP2GP carries specimens only inside a report",
-                        s.id.as_deref().unwrap_or("")
+                        "the specimen {id} belongs to no DiagnosticReport, and GP2GP carries specimens only inside a report"
                     ),
                 );
             }
             continue;
         }
-        let Some(id) = r.id() else {
-            ctx.unmapped(r.label(), r.resource_type(), "the resource has no id");
+        let Some(id) = ctx.store.id(pos).map(str::to_owned) else {
+            ctx.unmapped(label, &ty, "the resource has no id");
             continue;
         };
-        let carried = ids.contains(&ctx.res_id(r.resource_type(), id))
-            || (matches!(r, Resource::MedicationStatement(_)) && ctx.is_consumed(r));
-        if !carried && !reported.contains(&r.label()) {
+        let carried = ids.contains(&ctx.res_id(&ty, &id))
+            || (ty == "MedicationStatement" && ctx.consumed.contains(&label));
+        if !carried && !reported.contains(&label) {
             ctx.unmapped(
-                r.label(),
-                r.resource_type(),
+                label,
+                &ty,
                 "the resource was not carried by any statement of the extract",
             );
         }

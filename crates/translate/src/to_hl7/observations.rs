@@ -16,6 +16,7 @@ use super::agents::agent_for_opt;
 use super::allergies::annotation;
 use super::build::*;
 use super::codes::{Item, Snomed, concept};
+use super::store::Typed;
 use crate::DegradeCode;
 
 /// SNOMED CT "Comment note": an Observation that is free text.
@@ -36,13 +37,7 @@ pub(crate) fn map_observation(ctx: &mut Ctx<'_>, o: &Observation) -> Vec<Stateme
     if is_comment(o) {
         return vec![narrative(ctx, o, &id)];
     }
-    let members: Vec<&Observation> = o
-        .related
-        .iter()
-        .filter(|r| r.r#type.as_deref().is_none_or(|t| t == "has-member"))
-        .filter_map(|r| r.target.as_ref())
-        .filter_map(|t| ctx.index.resolve_as::<Observation>(t))
-        .collect();
+    let members = super::diagnostics::members(ctx, o);
     if !o.component.is_empty() || !members.is_empty() {
         return vec![battery(ctx, o, &id, &members)];
     }
@@ -91,7 +86,7 @@ pub(crate) fn battery(
     ctx: &mut Ctx<'_>,
     o: &Observation,
     id: &str,
-    members: &[&Observation],
+    members: &[Typed<'_, Observation>],
 ) -> Statement {
     battery_at(ctx, o, id, members, 0)
 }
@@ -104,7 +99,7 @@ fn battery_at(
     ctx: &mut Ctx<'_>,
     o: &Observation,
     id: &str,
-    members: &[&Observation],
+    members: &[Typed<'_, Observation>],
     depth: usize,
 ) -> Statement {
     let oid = o.id.as_deref().unwrap_or("");

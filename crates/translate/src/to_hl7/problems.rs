@@ -35,8 +35,8 @@ pub(crate) fn map_condition(ctx: &mut Ctx<'_>, c: &Condition) -> Vec<Statement> 
         .and_then(|e| e.value.as_ref())
         .and_then(|v| v.as_reference());
     let actual_obs = actual
-        .and_then(|r| ctx.index.resolve(r))
-        .filter(|r| matches!(r, Resource::Observation(_)));
+        .and_then(|r| ctx.store.resolve(r))
+        .filter(|r| matches!(**r, Resource::Observation(_)));
     let mut out = Vec::new();
     let named_id = match actual_obs {
         Some(o) => ctx.res_id("Observation", o.id().unwrap_or("")),
@@ -53,7 +53,7 @@ pub(crate) fn map_condition(ctx: &mut Ctx<'_>, c: &Condition) -> Vec<Statement> 
                 },
             );
             let mut notes: Vec<String> = c.note.iter().filter_map(|n| n.text.clone()).collect();
-            if let Some(a) = actual.and_then(|r| ctx.index.resolve(r)) {
+            if let Some(a) = actual.and_then(|r| ctx.store.resolve(r)) {
                 notes.insert(0, format!("Problem recorded as {}", a.resource_type()));
             }
             out.push(Statement::ObservationStatement(Box::new(
@@ -153,25 +153,24 @@ pub(crate) fn map_condition(ctx: &mut Ctx<'_>, c: &Condition) -> Vec<Statement> 
 /// The id of the statement a problem's related content becomes.
 fn link_target(ctx: &Ctx<'_>, r: &Reference) -> Result<String, String> {
     let what = r.reference.clone().unwrap_or_default();
-    let Some(res) = ctx.index.resolve(r) else {
+    let Some(res) = ctx.store.resolve(r) else {
         return Err(format!(
             "related content {what} names no resource of the Bundle"
         ));
     };
     let id = res.id().unwrap_or("");
-    match res {
+    match &*res {
         // A course is sent as its authorisation.
         Resource::MedicationStatement(m) => m
             .based_on
             .iter()
-            .find_map(|b| ctx.index.resolve_as::<fhir::MedicationRequest>(b))
-            .and_then(|p| p.id.as_deref())
-            .map(|p| ctx.res_id("MedicationRequest", p))
+            .find_map(|b| ctx.store.resolve_as::<fhir::MedicationRequest>(b))
+            .and_then(|p| p.id.as_deref().map(|p| ctx.res_id("MedicationRequest", p)))
             .ok_or_else(|| format!("related medication {what} has no authorisation to link to")),
         Resource::Encounter(_) | Resource::List(_) => Err(format!(
             "the link to {what} is not carried: GP2GP links problems to statements, not to consultations"
         )),
-        _ if super::is_statement_resource(res) => Ok(ctx.res_id(res.resource_type(), id)),
+        r if super::is_statement_resource(r) => Ok(ctx.res_id(r.resource_type(), id)),
         _ => Err(format!(
             "related content {what} is not a clinical statement"
         )),
@@ -202,6 +201,11 @@ pub(crate) fn prune_links(ctx: &mut Ctx<'_>, compositions: &mut [CompositionComp
             }
         }
     }
+    report_dropped(ctx, dropped);
+}
+
+/// A report line for each link [`prune`] dropped: (LinkSet, statement).
+pub(crate) fn report_dropped(ctx: &mut Ctx<'_>, dropped: Vec<(String, String)>) {
     for (linkset, target) in dropped {
         ctx.unmapped(
             format!("LinkSet {linkset}"),
@@ -223,7 +227,9 @@ pub(crate) fn collect_ids(s: &Statement, ids: &mut HashSet<String>) {
     }
 }
 
-fn prune(s: &mut Statement, ids: &HashSet<String>, dropped: &mut Vec<(String, String)>) {
+/// Drops a LinkSet's links (at any depth of `s`) to statements not in `ids`, noting each
+/// in `dropped`.
+pub(crate) fn prune(s: &mut Statement, ids: &HashSet<String>, dropped: &mut Vec<(String, String)>) {
     match s {
         Statement::LinkSet(l) => {
             let own =

@@ -47,8 +47,8 @@ pub(crate) fn map_referral(ctx: &mut Ctx<'_>, r: &ReferralRequest) -> Statement 
         .recipient
         .iter()
         .filter_map(|x| {
-            let res = ctx.index.resolve(x);
-            match res {
+            let res = ctx.store.resolve(x);
+            match res.as_deref() {
                 Some(fhir::Resource::Organization(o)) => o.name.clone(),
                 Some(fhir::Resource::Practitioner(p)) => p.name.first().map(|n| {
                     join(&[
@@ -207,7 +207,7 @@ pub(crate) fn map_document(ctx: &mut Ctx<'_>, d: &DocumentReference) -> Statemen
         parts.push(format!("Type: {t}"));
     }
     let org_name = |r: Option<&fhir::Reference>| {
-        r.and_then(|r| ctx.index.resolve_as::<fhir::Organization>(r))
+        r.and_then(|r| ctx.store.resolve_as::<fhir::Organization>(r))
             .and_then(|o| o.name.clone())
     };
     if let Some(a) = org_name(

@@ -1,0 +1,508 @@
+//! GP Connect Bundle JSON → EhrExtract XML without holding either model:
+//! [`bundle_to_writer`].
+//!
+//! [`bundle_to_extract`](super::bundle_to_extract) takes a parsed Bundle (about eight times
+//! the size of its JSON) and builds the whole message (about five times the size of its
+//! XML) before it is written. Here:
+//!
+//! 1. The Bundle's JSON is split into its entries, each resource kept as its text.
+//! 2. Each resource is parsed once, in order, for what the mapping must know of the whole
+//!    Bundle before it maps anything (the [`Prescan`]: confidentiality, courses,
+//!    consultation lists, comments by result, what reports and groups carry), and
+//!    dropped — except the few kinds asked for throughout (practice, clinicians,
+//!    locations, medicines).
+//! 3. The compositions are mapped with the same code as the whole-Bundle path, resources
+//!    parsed again as the mapping asks for them ([`Store`]), and each composition's XML is
+//!    written out as soon as it is made — to memory, since the folder's header (written
+//!    before the compositions) holds the earliest composition time, and a problem's links
+//!    to statements not (yet) written must be pruned. Links to statements already written
+//!    are kept as they are; a `LinkSet` with links still open is held back typed (it is
+//!    small) and written in its place at the end.
+//!
+//! So memory holds the input, the output's text, and ids and references: about two and a
+//! half times the input. The output is byte for byte what `bundle_to_extract` followed by
+//! `Message::to_xml(Layout::Compact)` writes, and the report the same. Input the split does
+//! not take as it is (an entry that is not an object, a member twice) goes to the
+//! whole-Bundle path, which reads it, or says what is wrong with it.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::mpsc;
+
+use fhir::{Bundle, BundleEntry, EntryIndex, Resource};
+use hl7v3::ehr::{CompositionComponent, LinkSet, Statement};
+use hl7v3::typed::ToXml;
+use hl7v3::xml::{Element, Layout, Writer};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::facts::{Facts, Modelled};
+use super::prescan::Prescan;
+use super::store::{RawEntry, Store};
+use super::{
+    Ctx, Earliest, Header, ToHl7Options, bundle_to_extract, check_carried, collect_composition_ids,
+    consultations, count_composition, map_compositions, message, prepare, problems,
+};
+use crate::sink::Sink;
+use crate::{Report, TranslateError};
+
+/// Translates a GP Connect structured record (the Bundle's JSON) into a GP2GP EhrExtract
+/// message written to `out` as compact XML.
+///
+/// Writes exactly what [`bundle_to_extract`] followed by
+/// `Message::to_xml(Layout::Compact)` would, and returns the same [`Report`]; memory holds
+/// the input, the output and a small index rather than both models. Nothing is written
+/// until the translation has succeeded.
+pub fn bundle_to_writer<W: Write>(
+    input: &[u8],
+    out: W,
+    options: &ToHl7Options,
+) -> Result<Report, TranslateError> {
+    let Some(split) = split(input) else {
+        return whole(input, out, options);
+    };
+    // Each resource once, for the prescan (read quickly, not into the model); the kinds
+    // asked for throughout are parsed and kept.
+    let mut prescan = Prescan::default();
+    let mut index = EntryIndex::new();
+    let mut kept = HashMap::new();
+    let mut modelled = Modelled::default();
+    let mut entries = Vec::with_capacity(split.entries.len());
+    let shell = split.shell;
+    for (pos, entry) in split.entries.into_iter().enumerate() {
+        let Some(raw) = entry.resource else {
+            index.add(pos, None, entry.full_url.as_deref());
+            entries.push(None);
+            continue;
+        };
+        let Ok(mut facts) = Facts::read(raw.get(), &mut modelled) else {
+            return whole(input, out, options);
+        };
+        if Store::keeps(&facts.resource_type) {
+            let Ok(resource) = serde_json::from_str::<Resource>(raw.get()) else {
+                return whole(input, out, options);
+            };
+            facts = Facts::of(&resource);
+            kept.insert(pos, Rc::new(resource));
+        }
+        index.add(
+            pos,
+            facts
+                .id
+                .as_deref()
+                .map(|id| (facts.resource_type.as_str(), id)),
+            entry.full_url.as_deref(),
+        );
+        entries.push(Some(RawEntry {
+            resource: raw,
+            resource_type: facts.resource_type.clone(),
+            id: facts.id.clone(),
+        }));
+        prescan.observe(pos, facts);
+    }
+    let store = Store::lazy(entries, index, kept);
+    let header = Header {
+        bundle_id: shell.id.clone(),
+        last_updated: shell.meta.as_ref().and_then(|m| m.last_updated.clone()),
+    };
+    drop(shell);
+    let (mut ctx, parties) = prepare(store, prescan, &header, options)?;
+
+    // Mapping here, writing the compositions' text on a second thread.
+    let mut writer = std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<CompositionComponent>(WRITE_AHEAD);
+        let writing = scope.spawn(move || {
+            let mut writer = CompositionWriter::default();
+            for c in rx {
+                writer.add(c);
+            }
+            writer
+        });
+        map_compositions(&mut ctx, &mut |_, c| {
+            // The writer stops only if it panicked, which `join` reports.
+            let _ = tx.send(c);
+        });
+        drop(tx);
+        writing.join()
+    })
+    .map_err(|_| {
+        TranslateError::Invalid("writing the compositions failed unexpectedly".to_owned())
+    })?;
+    for (kind, n) in std::mem::take(&mut writer.counts.output) {
+        *ctx.report.output.entry(kind).or_default() += n;
+    }
+    // Every resource must read into the model, as it would in the whole-Bundle path: the
+    // ones the mapping did not ask for are read now.
+    if ctx.store.failed() || !ctx.store.all_parse() {
+        return whole(input, out, options);
+    }
+    writer.prune_held(&mut ctx);
+    check_carried(&mut ctx, &writer.ids);
+    if writer.count == 0 {
+        let c = consultations::empty_record_composition(&mut ctx, &parties.creation_time);
+        writer.add(c);
+        for (kind, n) in std::mem::take(&mut writer.counts.output) {
+            *ctx.report.output.entry(kind).or_default() += n;
+        }
+    }
+
+    // The message around the compositions, cut where they go.
+    let marker = CompositionComponent {
+        type_code: Some(MARKER.to_owned()),
+        ..CompositionComponent::default()
+    };
+    let skeleton = message(
+        &mut ctx,
+        &parties,
+        options,
+        vec![marker],
+        writer.earliest.0.take(),
+    )
+    .to_xml(Layout::Compact);
+    let cut = format!("<component typeCode=\"{MARKER}\"/>");
+    let Some(at) = skeleton.find(&cut) else {
+        return Err(TranslateError::Invalid(
+            "the message could not be assembled around its compositions".to_owned(),
+        ));
+    };
+    let mut sink = Sink::new(out);
+    sink.push(&skeleton.as_bytes()[..at])?;
+    writer.write(&mut sink)?;
+    sink.push(&skeleton.as_bytes()[at + cut.len()..])?;
+    sink.finish()?;
+    Ok(ctx.report)
+}
+
+/// How many compositions may wait to be written while the next are mapped.
+const WRITE_AHEAD: usize = 32;
+
+/// Stands where the compositions go in the message written without them.
+const MARKER: &str = "lloyd-compositions";
+/// Stands where a held-back LinkSet goes in a composition's text.
+const HELD: &str = "lloyd-held-linkset";
+
+/// The whole-Bundle path, for input the split does not take.
+fn whole<W: Write>(input: &[u8], out: W, options: &ToHl7Options) -> Result<Report, TranslateError> {
+    let bundle: Bundle =
+        fhir::from_slice(input).map_err(|e| TranslateError::Read(e.to_string()))?;
+    let (message, report) = bundle_to_extract(&bundle, options)?;
+    drop(bundle);
+    let mut sink = Sink::new(out);
+    sink.push(message.to_xml(Layout::Compact).as_bytes())?;
+    sink.finish()?;
+    Ok(report)
+}
+
+/// Compositions as they are made: written to text at once, their statement ids, counts
+/// and times noted, LinkSets with links still open held back.
+#[derive(Default)]
+struct CompositionWriter {
+    /// The compositions' text, in blocks of fixed size (one growing buffer would at times
+    /// hold twice the output; a piece per composition would scatter it among the mapping's
+    /// short-lived allocations).
+    blocks: Vec<Vec<u8>>,
+    /// The text and the held LinkSets, in order.
+    pieces: Vec<Piece>,
+    /// The id (root) of every statement written.
+    ids: HashSet<String>,
+    count: usize,
+    /// What was written, counted (only `output` is used).
+    counts: Report,
+    earliest: Earliest,
+}
+
+enum Piece {
+    /// `blocks[block][from..to]`.
+    Text {
+        block: usize,
+        from: usize,
+        to: usize,
+    },
+    Held(Box<LinkSet>),
+}
+
+/// The size of a block of text.
+const BLOCK: usize = 1 << 20;
+
+impl CompositionWriter {
+    fn add(&mut self, mut c: CompositionComponent) {
+        self.count += 1;
+        count_composition(&c, &mut self.counts);
+        collect_composition_ids(&c, &mut self.ids);
+        self.earliest.add(&c);
+        // LinkSets whose every link is to a statement already written cannot lose a link;
+        // the others wait for the end, a placeholder in their place.
+        let mut held = Vec::new();
+        if let Some(comp) = c.ehr_composition.as_mut() {
+            let mut stack: Vec<&mut Statement> = comp
+                .component
+                .iter_mut()
+                .rev()
+                .filter_map(|sc| sc.statement.as_mut())
+                .collect();
+            while let Some(s) = stack.pop() {
+                match s {
+                    Statement::LinkSet(l) if !links_written(l, &self.ids) => {
+                        let l = std::mem::replace(s, Statement::Other(Element::new(HELD)));
+                        if let Statement::LinkSet(l) = l {
+                            held.push(*l);
+                        }
+                    }
+                    Statement::CompoundStatement(cs) => stack.extend(
+                        cs.component
+                            .iter_mut()
+                            .rev()
+                            .filter_map(|sc| sc.statement.as_mut()),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        let mut w = Writer::fragment(Layout::Compact);
+        c.write_xml("component", &mut w);
+        drop(c);
+        let text = w.finish();
+        let hole = format!("<{HELD}/>");
+        let mut rest = text.as_str();
+        for l in held {
+            if let Some(i) = rest.find(&hole) {
+                self.text(&rest[..i]);
+                rest = &rest[i + hole.len()..];
+            }
+            self.pieces.push(Piece::Held(Box::new(l)));
+        }
+        self.text(rest);
+    }
+
+    /// Keeps a piece of text.
+    fn text(&mut self, t: &str) {
+        let fits = self
+            .blocks
+            .last()
+            .is_some_and(|b| b.capacity() - b.len() >= t.len());
+        if !fits {
+            self.blocks.push(Vec::with_capacity(BLOCK.max(t.len())));
+        }
+        let block = self.blocks.len() - 1;
+        let Some(b) = self.blocks.last_mut() else {
+            return;
+        };
+        let from = b.len();
+        b.extend_from_slice(t.as_bytes());
+        let to = b.len();
+        match self.pieces.last_mut() {
+            Some(Piece::Text {
+                block: last,
+                to: end,
+                ..
+            }) if *last == block && *end == from => *end = to,
+            _ => self.pieces.push(Piece::Text { block, from, to }),
+        }
+    }
+
+    /// Drops the held LinkSets' links to statements that were never written, with a report
+    /// line for each, as `problems::prune_links` does.
+    fn prune_held(&mut self, ctx: &mut Ctx<'_>) {
+        let mut dropped = Vec::new();
+        for piece in &mut self.pieces {
+            if let Piece::Held(l) = piece {
+                let mut s = Statement::LinkSet(std::mem::take(l));
+                problems::prune(&mut s, &self.ids, &mut dropped);
+                if let Statement::LinkSet(pruned) = s {
+                    *l = pruned;
+                }
+            }
+        }
+        problems::report_dropped(ctx, dropped);
+    }
+
+    /// Writes the compositions, each held LinkSet in its place.
+    fn write<W: Write>(self, sink: &mut Sink<W>) -> Result<(), TranslateError> {
+        for piece in self.pieces {
+            match piece {
+                Piece::Text { block, from, to } => {
+                    if let Some(t) = self.blocks.get(block).and_then(|b| b.get(from..to)) {
+                        sink.push(t)?;
+                    }
+                }
+                Piece::Held(l) => {
+                    let mut w = Writer::fragment(Layout::Compact);
+                    Statement::LinkSet(l).write_xml("LinkSet", &mut w);
+                    sink.push(w.finish().as_bytes())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether every statement a LinkSet links to is in `ids`.
+fn links_written(l: &LinkSet, ids: &HashSet<String>) -> bool {
+    l.component.iter().all(|c| {
+        let target = c
+            .statement_ref
+            .as_ref()
+            .and_then(|r| r.id.as_ref())
+            .and_then(|i| i.root.as_deref())
+            .unwrap_or_default();
+        ids.contains(target)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// the split
+
+/// A Bundle split into its entries, resources as text.
+struct Split<'a> {
+    /// The Bundle without its entries.
+    shell: Bundle,
+    entries: Vec<SplitEntry<'a>>,
+}
+
+struct SplitEntry<'a> {
+    /// The resource's JSON (`None` without one, or with `"resource": null`).
+    resource: Option<&'a RawValue>,
+    full_url: Option<String>,
+}
+
+/// Splits the Bundle, reading everything but the resources as the model does; `None`
+/// when the JSON is not a Bundle the split can take as it is.
+fn split(input: &[u8]) -> Option<Split<'_>> {
+    let mut de = serde_json::Deserializer::from_slice(input);
+    let parts = de::Deserializer::deserialize_map(&mut de, TopVisitor).ok()?;
+    de.end().ok()?;
+    let shell: Bundle = fhir::from_str(&object_text(&parts.members)).ok()?;
+    Some(Split {
+        shell,
+        entries: parts.entries?,
+    })
+}
+
+/// The JSON text of an object with these members.
+fn object_text(members: &[(String, &RawValue)]) -> String {
+    let mut text = String::from("{");
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::Value::String(k.clone()).to_string());
+        text.push(':');
+        text.push_str(v.get());
+    }
+    text.push('}');
+    text
+}
+
+struct TopParts<'a> {
+    /// The members other than `entry`.
+    members: Vec<(String, &'a RawValue)>,
+    entries: Option<Vec<SplitEntry<'a>>>,
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = TopParts<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a FHIR Bundle (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopParts<'de>, A::Error> {
+        let mut parts = TopParts {
+            members: Vec::new(),
+            entries: None,
+        };
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom("a member appears twice"));
+            }
+            if key == "entry" {
+                parts.entries = Some(map.next_value_seed(EntriesSeed)?);
+            } else {
+                parts.members.push((key, map.next_value()?));
+            }
+        }
+        if parts.entries.is_none() {
+            parts.entries = Some(Vec::new());
+        }
+        Ok(parts)
+    }
+}
+
+struct EntriesSeed;
+
+impl<'de> DeserializeSeed<'de> for EntriesSeed {
+    type Value = Vec<SplitEntry<'de>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntriesSeed {
+    type Value = Vec<SplitEntry<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of entries")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+        while let Some(members) = seq.next_element_seed(EntrySeed)? {
+            let mut resource = None;
+            let mut rest = Vec::new();
+            for (k, v) in members {
+                if k == "resource" {
+                    resource = Some(v);
+                } else {
+                    rest.push((k, v));
+                }
+            }
+            // `"resource": null` is no resource, as the model reads it.
+            let resource = resource.filter(|r| r.get() != "null");
+            let full_url = if rest.is_empty() {
+                None
+            } else {
+                let entry: BundleEntry =
+                    fhir::from_str(&object_text(&rest)).map_err(de::Error::custom)?;
+                entry.full_url
+            };
+            out.push(SplitEntry { resource, full_url });
+        }
+        Ok(out)
+    }
+}
+
+/// One entry's members, each as its text (an entry must be an object).
+struct EntrySeed;
+
+impl<'de> DeserializeSeed<'de> for EntrySeed {
+    type Value = Vec<(String, &'de RawValue)>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed {
+    type Value = Vec<(String, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Bundle entry (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members: Vec<(String, &'de RawValue)> = Vec::with_capacity(2);
+        while let Some(key) = map.next_key::<String>()? {
+            if members.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom("a member appears twice"));
+            }
+            members.push((key, map.next_value()?));
+        }
+        Ok(members)
+    }
+}
