@@ -78,6 +78,13 @@ struct PracticesSection {
     /// (default: no — filing is a clinical decision).
     #[serde(default)]
     auto_integrate: bool,
+    /// Serve only these of the practices in the data directory (default: all of them) —
+    /// to run practices in processes of their own.
+    #[serde(default)]
+    only: Vec<String>,
+    /// Use the Spine at this URL (another `lloyd serve`) instead of running one here: this
+    /// server then runs practices only, and tells that Spine's SDS where they listen.
+    spine_url: Option<String>,
 }
 
 impl Default for PracticesSection {
@@ -85,6 +92,8 @@ impl Default for PracticesSection {
         PracticesSection {
             enabled: true,
             auto_integrate: false,
+            only: Vec::new(),
+            spine_url: None,
         }
     }
 }
@@ -167,6 +176,30 @@ const ENV: &[(&str, Option<&str>, &str, Kind)] = &[
         Kind::List,
     ),
     ("LLOYD_RELAY_ENABLED", Some("relay"), "enabled", Kind::Bool),
+    (
+        "LLOYD_PRACTICES_ENABLED",
+        Some("practices"),
+        "enabled",
+        Kind::Bool,
+    ),
+    (
+        "LLOYD_PRACTICES_AUTO_INTEGRATE",
+        Some("practices"),
+        "auto_integrate",
+        Kind::Bool,
+    ),
+    (
+        "LLOYD_PRACTICES_ONLY",
+        Some("practices"),
+        "only",
+        Kind::List,
+    ),
+    (
+        "LLOYD_PRACTICES_SPINE_URL",
+        Some("practices"),
+        "spine_url",
+        Kind::Text,
+    ),
     (
         "LLOYD_RELAY_ATTEMPT_TIMEOUT_SECS",
         Some("relay"),
@@ -338,6 +371,68 @@ fn load_config(
         .map_err(|e| format!("the configuration is not valid: {e}"))
 }
 
+/// Where the SDS directory this server's practices are listed in can be changed.
+enum SdsAdmin {
+    /// Spine runs in this process.
+    Here(spine::sds::Directory),
+    /// Spine is another `lloyd serve`: its SDS admin API.
+    Remote { url: String, http: reqwest::Client },
+}
+
+impl SdsAdmin {
+    /// Makes SDS give `address` for `ods`'s practice message handler (a system whose
+    /// address ends in `/practices/<ODS>/mhs`, as `lloyd seed` and `lloyd demo` write it).
+    async fn point_at(&self, ods: &str, address: &str) -> Result<(), String> {
+        let suffix = format!("/practices/{ods}/mhs");
+        let repoint = |org: &mut spine::sds::Organisation| {
+            let mut changed = false;
+            for system in &mut org.systems {
+                if system.address.ends_with(&suffix) && system.address != address {
+                    system.address = address.to_string();
+                    changed = true;
+                }
+            }
+            changed
+        };
+        match self {
+            SdsAdmin::Here(directory) => {
+                if let Some(mut org) = directory.get(ods).await.map_err(|e| e.to_string())?
+                    && repoint(&mut org)
+                {
+                    directory.upsert(&org).await.map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+            SdsAdmin::Remote { url, http } => {
+                let at = format!("{url}/sds/admin/organisations/{ods}");
+                let unreachable = |e: reqwest::Error| {
+                    format!("cannot reach Spine's SDS at {at}: {e} (is the Spine server running?)")
+                };
+                let r = http.get(&at).send().await.map_err(unreachable)?;
+                if r.status() == reqwest::StatusCode::NOT_FOUND {
+                    return Err(format!(
+                        "Spine's SDS at {url} does not know practice {ods}: seed it into the Spine server's data directory"
+                    ));
+                }
+                if !r.status().is_success() {
+                    return Err(format!("{at} answered {}", r.status()));
+                }
+                let mut org: spine::sds::Organisation = r
+                    .json()
+                    .await
+                    .map_err(|e| format!("{at} did not answer an organisation: {e}"))?;
+                if repoint(&mut org) {
+                    let r = http.put(&at).json(&org).send().await.map_err(unreachable)?;
+                    if !r.status().is_success() {
+                        return Err(format!("{at} refused the new address: {}", r.status()));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> ExitCode {
     let config = match load_config(args.config.as_deref(), |v| std::env::var(v).ok()) {
@@ -404,85 +499,109 @@ async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
 
-    let db = store::Database::open(&database)
-        .await
-        .map_err(|e| e.to_string())?;
-    let payloads = store::PayloadStore::on_disk(&payload_dir).map_err(|e| e.to_string())?;
     let clock: clock::SharedClock = Arc::new(clock::SystemClock);
-    let spine_config = spine::Config {
-        sds: config.sds.clone(),
-        pds: config.pds.clone(),
-        nems: config.nems.clone(),
-        mesh: config.mesh.clone(),
-        relay: relay_config(&config),
+    let remote_spine = config
+        .practices
+        .spine_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_string());
+    // Spine here, unless the practices use one elsewhere; the server's own database is
+    // only opened when something here needs it.
+    let own = if remote_spine.is_none() || config.mhs.party_key.is_some() {
+        let db = store::Database::open(&database)
+            .await
+            .map_err(|e| e.to_string())?;
+        let payloads = store::PayloadStore::on_disk(&payload_dir).map_err(|e| e.to_string())?;
+        Some((db, payloads))
+    } else {
+        None
     };
-    let spine = spine::Spine::start(
-        db.clone(),
-        payloads.clone(),
-        clock.clone(),
-        &spine_config,
-        &base_url,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let handler = start_mhs(&config.mhs, &base_url, &db, &payloads, &clock).await?;
+    let spine = match (&own, &remote_spine) {
+        (Some((db, payloads)), None) => {
+            let spine_config = spine::Config {
+                sds: config.sds.clone(),
+                pds: config.pds.clone(),
+                nems: config.nems.clone(),
+                mesh: config.mesh.clone(),
+                relay: relay_config(&config),
+            };
+            Some(
+                spine::Spine::start(
+                    db.clone(),
+                    payloads.clone(),
+                    clock.clone(),
+                    &spine_config,
+                    &base_url,
+                )
+                .await
+                .map_err(|e| e.to_string())?,
+            )
+        }
+        _ => None,
+    };
+    let handler = match &own {
+        Some((db, payloads)) => start_mhs(&config.mhs, &base_url, db, payloads, &clock).await?,
+        None => None,
+    };
 
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
-        )
+        );
+    if let Some(spine) = &spine {
         // The Spine services: /sds, /pds, /nems, /mesh, and the relay's
         // /reliablemessaging/forwardreliable and /spine/message-log.
-        .merge(spine.router());
+        app = app.merge(spine.router());
+    }
     let practices = Arc::new(crate::practices::Practices::default());
     let app = app.merge(crate::practices::routes(practices.clone()));
     if config.practices.enabled {
-        // The practices' MHS endpoints are on this listener: SDS must say so, whatever
-        // address the data directory was written for.
-        for ods in crate::practices::seeded(&data_dir)? {
-            if let Some(mut org) = spine
-                .sds
-                .directory
-                .get(&ods)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                let address = format!("{base_url}/practices/{ods}/mhs");
-                let mut changed = false;
-                for system in &mut org.systems {
-                    if system.address.ends_with(&format!("/practices/{ods}/mhs"))
-                        && system.address != address
-                    {
-                        system.address = address.clone();
-                        changed = true;
-                    }
-                }
-                if changed {
-                    spine
-                        .sds
-                        .directory
-                        .upsert(&org)
-                        .await
-                        .map_err(|e| e.to_string())?;
+        let mut codes = crate::practices::seeded(&data_dir)?;
+        if !config.practices.only.is_empty() {
+            let only = &config.practices.only;
+            for ods in only {
+                if !codes.iter().any(|c| c.eq_ignore_ascii_case(ods)) {
+                    return Err(format!(
+                        "[practices] only names {ods}, which is not a practice in {} (run lloyd seed first)",
+                        data_dir.join("practices").display()
+                    ));
                 }
             }
+            codes.retain(|c| only.iter().any(|o| o.eq_ignore_ascii_case(c)));
+        }
+        // The practices' MHS endpoints are on this listener: SDS must say so, whatever
+        // address the data directory was written for.
+        let sds = match (&spine, &remote_spine) {
+            (Some(spine), _) => SdsAdmin::Here(spine.sds.directory.clone()),
+            (None, Some(url)) => SdsAdmin::Remote {
+                url: url.clone(),
+                http: reqwest::Client::new(),
+            },
+            (None, None) => return Err("no Spine to serve the practices with".into()),
+        };
+        for ods in &codes {
+            sds.point_at(ods, &format!("{base_url}/practices/{ods}/mhs"))
+                .await?;
         }
         // Practices learn who they are from SDS over HTTP: started once the listener runs.
-        let (practices, data_dir, base_url, clock) = (
-            practices.clone(),
-            data_dir.clone(),
-            base_url.clone(),
-            clock.clone(),
-        );
+        let spine_base = remote_spine.clone().unwrap_or_else(|| base_url.clone());
+        let (practices, data_dir, clock) = (practices.clone(), data_dir.clone(), clock.clone());
         let options = crate::practices::Options {
             auto_integrate: config.practices.auto_integrate,
             ..crate::practices::Options::default()
         };
         tokio::spawn(async move {
-            match crate::practices::start_all(&practices, &data_dir, &base_url, clock, &options)
-                .await
+            match crate::practices::start_some(
+                &practices,
+                &data_dir,
+                &codes,
+                &spine_base,
+                clock,
+                &options,
+            )
+            .await
             {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(practices = n, "practices started"),
@@ -511,7 +630,9 @@ async fn serve(config: Config, listen_flag: Option<String>) -> Result<(), String
         h.shutdown().await;
     }
     practices.shutdown().await;
-    db.close().await;
+    if let Some((db, _)) = own {
+        db.close().await;
+    }
     tracing::info!("lloyd serve stopped");
     Ok(())
 }

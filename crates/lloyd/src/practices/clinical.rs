@@ -95,8 +95,25 @@ impl Clinical for PracticeSystem {
             .source
             .strip_prefix("DocumentReference/")
             .unwrap_or(&document.source);
-        let key = record_document_key(self.practice.ods(), nhs_number, id, document.content_index);
+        // A seeded patient's attachments are made from the record's plan (the read audited
+        // there); others were stored with the record (`lloyd demo`). Every read is for
+        // `conversation_id`, which the record read before it named in the audit trail.
         let _ = conversation_id;
+        let seeded = self
+            .practice
+            .record_plan(nhs_number)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if seeded {
+            let read = self
+                .practice
+                .read_document(nhs_number, id, GP2GP_USER)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(read.bytes);
+        }
+        let key = record_document_key(self.practice.ods(), nhs_number, id, document.content_index);
         self.payloads.get(&key).await.map_err(|e| e.to_string())
     }
 

@@ -177,7 +177,20 @@ pub async fn start_all(
     options: &Options,
 ) -> Result<usize, String> {
     let codes = seeded(data_dir)?;
-    for ods in &codes {
+    start_some(practices, data_dir, &codes, base_url, clock, options).await
+}
+
+/// Starts the practices `codes` of those seeded under `data_dir/practices` (Spine must
+/// already be answering at `base_url`).
+pub async fn start_some(
+    practices: &Practices,
+    data_dir: &Path,
+    codes: &[String],
+    base_url: &str,
+    clock: clock::SharedClock,
+    options: &Options,
+) -> Result<usize, String> {
+    for ods in codes {
         let hosted = start_one(
             ods,
             &data_dir.join("practices").join(ods),
