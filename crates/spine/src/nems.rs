@@ -1,7 +1,7 @@
 //! NEMS, the National Events Management Service: change-of-GP events, pushed and pulled.
 //!
 //! When PDS records a change of registered practice it hands NEMS a
-//! [`RegistrationChange`](crate::pds::RegistrationChange); NEMS stores it once (by event id)
+//! [`crate::pds::RegistrationChange`]; NEMS stores it once (by event id)
 //! as a `pds-change-of-gp-1` event — a FHIR message Bundle with a `MessageHeader`, the
 //! `Patient` after the change and an `EpisodeOfCare`:
 //! - a suspension (left, registered nowhere else): the Patient has no `generalPractitioner`

@@ -16,7 +16,7 @@
 //!   recorded per service ([`Database::migrate`]); nobody reads another service's tables.
 //! - [`PayloadStore`] keeps message payloads and attachments — large, written once, read
 //!   rarely — out of the database, on disk by default.
-//! - With the `testing` feature, [`testing::TempPostgres`] starts a throwaway PostgreSQL
+//! - With the `testing` feature, `testing::TempPostgres` starts a throwaway PostgreSQL
 //!   server in a temporary directory, so that every test suite runs against the real thing.
 
 use std::path::Path;

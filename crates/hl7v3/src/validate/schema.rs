@@ -43,7 +43,7 @@ use crate::message::Interaction;
 use crate::xml::Element;
 
 /// The HL7 V3 schema set, by directory: `<dir>/schema/<interaction>.xsd` and what those
-/// files include. Cheap to clone; `Send + Sync`; see the [module docs](self) for how
+/// files include. Cheap to clone; `Send + Sync`; see the `validate::schema` module docs for how
 /// compiled schemas are cached per thread.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Schemas {
