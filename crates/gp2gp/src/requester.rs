@@ -3,6 +3,7 @@
 //! ```text
 //!                 extract, nothing to follow
 //! AwaitingExtract ───────────────────────────────► AwaitingIntegration ──► Done
+//!       │ └─ unreadable extract ─► Done (final ack AE 21 / 31)
 //!       │  extract naming documents that follow          ▲      integrated / rejected
 //!       ▼  (Continue sent)                               │      (final ack sent)
 //!   Collecting ── every document and fragment here ──────┘
@@ -183,6 +184,13 @@ pub enum Event {
     /// The record could not be assembled or read (21 not well-formed, 29 reassembly, 30
     /// other large-message failure).
     ProcessingFailed { code: ReasonCode, reason: String },
+    /// An extract arrived that cannot be read as one (21, or 31 when it names an attachment
+    /// it does not carry): the transfer fails and the extract is answered with the code.
+    UnreadableExtract {
+        message_id: MessageId,
+        code: ReasonCode,
+        reason: String,
+    },
     /// The practice dealt with the record.
     Integration(Integration),
     /// Time passed.
@@ -391,6 +399,19 @@ impl State {
                 E::ProcessingFailed { code, reason },
             ) => Ok(fail(extract_message_id, code, reason)),
             (s, E::ProcessingFailed { .. }) => Err((s, Refusal::Finished)),
+            (
+                State::AwaitingExtract { .. },
+                E::UnreadableExtract {
+                    message_id,
+                    code,
+                    reason,
+                },
+            ) => Ok(fail(message_id, code, reason)),
+            (s, E::UnreadableExtract { .. }) => {
+                // One extract has come already: this is a second, broken one.
+                let name = s.name();
+                Err((s, Refusal::DuplicateExtract(name)))
+            }
 
             // The practice's decision.
             (State::AwaitingIntegration { extract_message_id }, E::Integration(how)) => {
@@ -871,6 +892,44 @@ mod tests {
                 code: Some(ReasonCode::ExtractNotWellFormed)
             }]
         );
+    }
+
+    #[test]
+    fn an_unreadable_extract_ends_the_transfer_with_its_code_and_is_answered() {
+        let (s, actions) = step(
+            State::new(id("req"), 1_000),
+            Event::UnreadableExtract {
+                message_id: id("bad"),
+                code: ReasonCode::ExtractNotWellFormed,
+                reason: "no EhrExtract".into(),
+            },
+        );
+        assert!(matches!(
+            s,
+            State::Done(Outcome::Failed {
+                code: ReasonCode::ExtractNotWellFormed,
+                ..
+            })
+        ));
+        assert_eq!(
+            actions,
+            vec![Action::FinalAck {
+                extract_message_id: id("bad"),
+                code: Some(ReasonCode::ExtractNotWellFormed)
+            }]
+        );
+        // After an extract, a broken second one changes nothing.
+        let c = collecting(vec![doc("d1", false)]);
+        let (back, refusal) = c
+            .clone()
+            .step(Event::UnreadableExtract {
+                message_id: id("bad"),
+                code: ReasonCode::ExtractNotWellFormed,
+                reason: String::new(),
+            })
+            .unwrap_err();
+        assert_eq!(back, c);
+        assert!(matches!(refusal, Refusal::DuplicateExtract(_)));
     }
 
     #[test]

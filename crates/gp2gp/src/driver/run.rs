@@ -945,11 +945,20 @@ async fn on_unreadable<C: Clinical>(
             now,
             format!("unreadable extract: {error}"),
         );
-        let event = requester::Event::ProcessingFailed {
+        let event = requester::Event::UnreadableExtract {
+            message_id: MessageId::new(message.message_id.clone()),
             code,
             reason: format!("the extract could not be read: {error}"),
         };
-        apply(d, Role::Requester, conv, Follow::Requester(event), &[row]).await?;
+        if let Applied::Refused(why) =
+            apply(d, Role::Requester, conv, Follow::Requester(event), &[row]).await?
+        {
+            info!(%why, "unreadable extract refused");
+            if let Some(t) = db::get(&inner.db, Role::Requester.as_str(), conv).await? {
+                let parties = parties_of(&t)?;
+                queue_nack(d, conv, &parties, &message.message_id, code).await?;
+            }
+        }
         return Ok(vec![Role::Requester]);
     }
     let role = if interaction == EHR_REQUEST || interaction == COPC {
