@@ -240,7 +240,7 @@ fn assert_references_resolve(extract: &str, assembled: &Assembled) {
 
 #[test]
 fn a_small_record_goes_in_one_message_with_its_documents() {
-    let extract = translate::synthetic::synthetic_extract_xml(150_000, 7);
+    let extract = translate::synthetic::synthetic_extract_xml(300_000, 7);
     let files = referenced_files(&extract);
     assert!(
         files.len() >= 2,
