@@ -1,7 +1,7 @@
 //! The sending practice's side of a transfer.
 //!
 //! ```text
-//! Checking ──refused (06 07 18 19)──────────────────────────────► Done (request NACKed)
+//! Checking ──refused (06 07 18 19 24)───────────────────────────► Done (request NACKed)
 //!    │ passed
 //! Building ──could not build (10)───────────────────────────────► Done (request NACKed)
 //!    │ built, nothing separate                built, documents to follow
@@ -81,7 +81,7 @@ pub enum State {
 pub enum Event {
     /// The request passed the checks.
     CheckPassed,
-    /// The request failed a check (06, 07, 18, 19).
+    /// The request failed a check (06, 07, 18, 19, 24).
     CheckFailed { code: ReasonCode },
     /// The extract is built. `copcs` are the COPC messages to send after the Continue, in
     /// order (documents, fragment indexes, fragments); empty for a small record.

@@ -2,15 +2,17 @@
 //! real HTTP through Spine's relay: each asserts where the transfer ends on both sides
 //! (phase and reason code) and the code the national message log holds (`jdiEvent`).
 //!
-//! Most codes come from the real drivers: the old practice's checks (06, 19), its failure
+//! Most codes come from the real drivers: the old practice's checks (06, 19, and 24 when
+//! SDS cannot route the extract to the requester), its failure
 //! to build the extract (10), the new practice's SDS check (24), the practice's decision in
 //! its integration inbox (AA, 11, 15, 17, 26, 28), and large-message failures made by an
 //! interposer between the relay and the new practice (25 none of the parts came, 31 one
 //! fragment never came, 29 a fragment spoilt on the way). Codes a well-behaved peer never
 //! provokes are injected over HTTP through the relay, as the peer's MHS, with messages
 //! built by `gp2gp::wire` (and `translate` for extracts): a request addressed to another
-//! practice (18), an old practice that answers 07, an unreadable extract (21), a COPC
-//! before any extract (30), an extract nobody asked for (09), a second extract (12).
+//! practice (18), a request from a practice SDS does not list for extracts (24), an old
+//! practice that answers 07, an unreadable extract (21), a COPC before any extract and an
+//! unreadable one (30), an extract nobody asked for (09), a second extract (12).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod transfer_common;
@@ -67,6 +69,24 @@ async fn send(
     out.message_id = Some(id.into());
     out.ref_to_message_id = refers_to.map(str::to_string);
     from.mhs.send(out).await.unwrap();
+}
+
+/// A request for `nhs`'s record sent to A by B's MHS with these parties in its payload
+/// (B's driver never sends such a one); its conversation and id.
+async fn request_as_b(w: &World, parties: &Parties, nhs: &str) -> (String, String) {
+    let (conversation, request) = (new_id(), new_id());
+    let payload = wire::ehr_request(parties, &request, nhs, now());
+    send(
+        &w.b_parts,
+        A,
+        REQUEST,
+        &conversation,
+        &request,
+        None,
+        payload,
+    )
+    .await;
+    (conversation, request)
 }
 
 /// An extract of `nhs`'s corpus record, as practice A would send it.
@@ -139,20 +159,20 @@ async fn the_final_acknowledgement_carries_the_practices_decision() {
 // The old practice refuses.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_old_practice_refuses_with_06_10_18_19_and_sds_with_24() {
+async fn the_old_practice_refuses_with_06_10_18_19_24_and_sds_with_24() {
     refusals(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_old_practice_refuses_with_06_10_18_19_and_sds_with_24_on_postgres() {
+async fn the_old_practice_refuses_with_06_10_18_19_24_and_sds_with_24_on_postgres() {
     let pg = store::testing::TempPostgres::start().unwrap();
     refusals(Some(&pg)).await;
 }
 
 async fn refusals(pg: Option<&store::testing::TempPostgres>) {
-    let [p06, p10, p18, p19, p24] = [200, 201, 202, 203, 204].map(nhs_number);
+    let [p06, p10, p18, p19, p24, p24s] = [200, 201, 202, 203, 204, 205].map(nhs_number);
     let a = TestClinical {
-        records: [&p10, &p18, &p19]
+        records: [&p10, &p18, &p19, &p24s]
             .iter()
             .map(|n| (n.to_string(), corpus_bundle(n)))
             .collect(),
@@ -162,6 +182,8 @@ async fn refusals(pg: Option<&store::testing::TempPostgres>) {
     let mut setup = Setup::patients(&[&p06, &p10, &p18, &p24]);
     // PDS says p19 is registered elsewhere: the new practice is not their current one.
     setup.patients.push((p19.clone(), Some(C.into())));
+    // p24s is registered with C, which SDS does not list for extracts.
+    setup.patients.push((p24s.clone(), Some(C.into())));
     setup.pg = pg;
     let w = World::start(a, TestClinical::filing(), setup).await;
 
@@ -190,7 +212,8 @@ async fn refusals(pg: Option<&store::testing::TempPostgres>) {
         assert_eq!(log.len(), 2, "{log:#?}");
     }
 
-    // 24: SDS has practice C, but not for GP2GP: nothing is sent, the transfer fails.
+    // 24: SDS has practice C, but not for GP2GP requests: nothing is sent, the transfer
+    // fails.
     let conversation = w.b.driver.request(&p24, C).await.unwrap();
     let requester = wait_finished(&w.b.driver, &conversation, WAIT).await;
     assert_eq!(end(&requester), ("failed", Some("24")), "{requester:#?}");
@@ -200,27 +223,41 @@ async fn refusals(pg: Option<&store::testing::TempPostgres>) {
     // 18: a request the old practice cannot act on — it names another practice as the
     // one holding the record. Injected as the new practice's MHS (its driver never sends
     // such a request).
-    let conversation = new_id();
-    let request = new_id();
     let wrong = Parties {
         sender_ods: C.into(),
         ..parties()
     };
-    let payload = wire::ehr_request(&wrong, &request, &p18, now());
-    send(
-        &w.b_parts,
-        A,
-        REQUEST,
-        &conversation,
-        &request,
-        None,
-        payload,
-    )
-    .await;
+    let (conversation, request) = request_as_b(&w, &wrong, &p18).await;
     let sender = wait_finished(w.a(), &conversation, WAIT).await;
     assert_eq!(end(&sender), ("refused", Some("18")), "{sender:#?}");
     let log = w.log_until(&conversation, |l| l.len() >= 2).await;
     assert_entry(ack_of(&log, &request), MCCI, A_ASID, &request, "18");
+
+    // 24 from the old practice: a request from C (played here by B's MHS), where the
+    // patient is registered, but SDS cannot route an extract to C. The refusal goes to C.
+    let from_c = Parties {
+        requester_ods: C.into(),
+        requester_asid: C_ASID.into(),
+        ..parties()
+    };
+    let (conversation, request) = request_as_b(&w, &from_c, &p24s).await;
+    let sender = wait_finished(w.a(), &conversation, WAIT).await;
+    assert_eq!(end(&sender), ("refused", Some("24")), "{sender:#?}");
+    let log = w
+        .log_until(&conversation, |l| {
+            l.iter().any(|e| e.interaction_id == MCCI)
+        })
+        .await;
+    let nack = ack_of(&log, &request);
+    assert_eq!(
+        (
+            nack.message_sender.as_str(),
+            nack.message_recipient.as_str()
+        ),
+        (A_ASID, C_ASID),
+        "{nack:#?}"
+    );
+    assert_eq!(nack.jdi_event, "24", "{nack:#?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -338,6 +375,28 @@ async fn a_misbehaving_old_practice_is_answered_with_07_09_12_21_and_30() {
         })
         .await;
     assert_entry(ack_of(&log, &copc), MCCI, B_ASID, &copc, "30");
+    // A part that cannot be read at all: refused with 30 too.
+    let unreadable = new_id();
+    let payload = format!(
+        "<COPC_IN000001UK01 xmlns=\"urn:hl7-org:v3\"><id root=\"{unreadable}\"/></COPC_IN000001UK01>"
+    );
+    send(
+        &w.a_parts,
+        B,
+        COPC,
+        &conversation,
+        &unreadable,
+        None,
+        payload,
+    )
+    .await;
+    let log = w
+        .log_until(&conversation, |l| {
+            l.iter()
+                .any(|e| e.message_ref.eq_ignore_ascii_case(&unreadable))
+        })
+        .await;
+    assert_entry(ack_of(&log, &unreadable), MCCI, B_ASID, &unreadable, "30");
     let requester = w.b.driver.status(&conversation).await.unwrap();
     assert_eq!(
         end(&requester),

@@ -961,7 +961,15 @@ async fn on_unreadable<C: Clinical>(
         }
         return Ok(vec![Role::Requester]);
     }
-    let role = if interaction == EHR_REQUEST || interaction == COPC {
+    // A large-message part for a transfer this practice requested is the requester's.
+    let requested = if interaction == COPC {
+        db::get(&inner.db, Role::Requester.as_str(), conv).await?
+    } else {
+        None
+    };
+    let role = if requested.is_some() {
+        Role::Requester
+    } else if interaction == EHR_REQUEST || interaction == COPC {
         Role::Sender
     } else {
         Role::Requester
@@ -976,6 +984,11 @@ async fn on_unreadable<C: Clinical>(
         format!("unreadable ({}): {error}", code.code()),
     );
     db::record_messages(&inner.db, &[row]).await?;
+    // Refused with its code (30), so the sender knows; the transfer waits on for a good one.
+    if let Some(transfer) = requested {
+        let parties = parties_of(&transfer)?;
+        queue_nack(d, conv, &parties, &message.message_id, code).await?;
+    }
     Ok(vec![])
 }
 
@@ -1308,8 +1321,9 @@ async fn execute<C: Clinical>(
     }
 }
 
-/// The sender's checks of a request: the patient is registered here (06) and, on PDS,
-/// registered with the requester (19).
+/// The sender's checks of a request: it names this practice (18), the patient is
+/// registered here (06) and, on PDS, registered with the requester (19), and SDS can route
+/// the extract to the requester (24).
 async fn check<C: Clinical>(
     d: &Driver<C>,
     row: &TransferRow,
@@ -1364,6 +1378,21 @@ async fn check<C: Clinical>(
             return Ok(sender::Event::CheckFailed {
                 code: ReasonCode::NotCurrentProvider,
             });
+        }
+    }
+    // The requester must be in SDS for the extract, or it could never be sent: 24.
+    if let Some(sds) = inner.mhs.sds() {
+        match sds
+            .lookup(&parties.requester_ods, ebxml::SERVICE_GP2GP, EHR_EXTRACT)
+            .await
+        {
+            Ok(_) => {}
+            Err(mhs::SdsError::NoResult { .. } | mhs::SdsError::SeveralResults { .. }) => {
+                return Ok(sender::Event::CheckFailed {
+                    code: ReasonCode::SdsLookupFailed,
+                });
+            }
+            Err(e) => return Err(DriverError::Mhs(mhs::Error::Sds(e))),
         }
     }
     Ok(sender::Event::CheckPassed)

@@ -24,7 +24,8 @@ pub const A_ASID: &str = "200000000101";
 /// The new practice (the requester).
 pub const B: &str = "B83002";
 pub const B_ASID: &str = "200000000202";
-/// A practice in SDS that takes no GP2GP messages.
+/// A practice in SDS that takes GP2GP acknowledgements but no requests or extracts (and
+/// has no MHS running).
 pub const C: &str = "C83003";
 pub const C_ASID: &str = "200000000303";
 
@@ -356,7 +357,7 @@ impl World {
                     &GP2GP_INTERACTIONS,
                     &setup.b_persist,
                 ),
-                system(C, C_ASID, mhs_of(C), &[], "PT5M"),
+                system(C, C_ASID, mhs_of(C), &GP2GP_INTERACTIONS[4..], "PT5M"),
             ])
             .await
             .unwrap();
