@@ -6,8 +6,9 @@
 //! The record moved has a document above 4.5 MB, so it travels as a large message: the
 //! extract, the requester's Continue, then the documents as COPC messages (the big one in
 //! fragments). The victim is killed (SIGKILL: no shutdown code runs) once the relay has
-//! seen the first document go by, and started again on the same port. Each run must end
-//! with the record filed once, every document byte-identical to what the old practice
+//! seen the first document go by — or, in two of the tests, as the EhrRequest arrives and
+//! while the record waits in the new practice's inbox — and started again on the same
+//! port. Each run must end with the record filed once, every document byte-identical to what the old practice
 //! holds, both practices' transfers `integrated`, and a national message log that shows
 //! one extract and the requester's positive final acknowledgement of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+const REQUEST: &str = "RCMR_IN010000UK05";
 const EXTRACT: &str = "RCMR_IN030000UK06";
 const COPC: &str = "COPC_IN000001UK01";
 const ACK: &str = "MCCI_IN010000UK13";
@@ -35,6 +37,18 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// When the victim dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    /// As soon as the relay has the EhrRequest: the sender may not have read the record.
+    RequestArrived,
+    /// When the relay has the first document: the rest are still to go.
+    FirstDocument,
+    /// With the record waiting in the new practice's inbox, before anyone files it: the
+    /// final acknowledgement is still to go.
+    InInbox,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,8 +382,8 @@ async fn cluster() -> Cluster {
     c
 }
 
-/// Moves a patient with a large document and kills `victim` part-way.
-async fn transfer_surviving_the_death_of(victim: Role) {
+/// Moves a patient with a large document and kills `victim` at `when`.
+async fn transfer_surviving_the_death_of(victim: Role, when: Moment) {
     let mut c = cluster().await;
     let (nhs, documents) = patient_with_a_large_document(&c.data, &c.from).await;
 
@@ -389,31 +403,42 @@ async fn transfer_surviving_the_death_of(victim: Role) {
     let body: Value = r.json().await.unwrap();
     let conversation = body["conversationId"].as_str().unwrap().to_string();
 
-    // The first document on its way (the requester's Continue is the first COPC).
-    wait_for("the first document through the relay", || async {
-        received(&c.log(&conversation).await, COPC).count() >= 2
-    })
-    .await;
+    let item = format!(
+        "{}/practices/{}/inbox/{conversation}",
+        Cluster::url(c.requester_port),
+        c.to
+    );
+    let http = c.http.clone();
+    let in_inbox = || async {
+        http.get(&item)
+            .header("X-User", "dr.test")
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    };
+    match when {
+        Moment::RequestArrived => {
+            wait_for("the EhrRequest through the relay", || async {
+                received(&c.log(&conversation).await, REQUEST).count() >= 1
+            })
+            .await;
+        }
+        // The requester's Continue is the first COPC; the second is a document.
+        Moment::FirstDocument => {
+            wait_for("the first document through the relay", || async {
+                received(&c.log(&conversation).await, COPC).count() >= 2
+            })
+            .await;
+        }
+        Moment::InInbox => wait_for("the record in the new practice's inbox", in_inbox).await,
+    }
     c.kill(victim);
     let before = c.log(&conversation).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.start(victim).await;
 
     // The new practice's clinician files the record once it is in the inbox.
-    let item = format!(
-        "{}/practices/{}/inbox/{conversation}",
-        Cluster::url(c.requester_port),
-        c.to
-    );
-    wait_for("the record in the new practice's inbox", || async {
-        c.http
-            .get(&item)
-            .header("X-User", "dr.test")
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
+    wait_for("the record in the new practice's inbox", in_inbox).await;
     let r = c
         .http
         .post(format!("{item}/accept"))
@@ -460,10 +485,12 @@ async fn transfer_surviving_the_death_of(victim: Role) {
             == 0,
         "the transfer had already been acknowledged when the {victim:?} was killed"
     );
-    assert!(
-        received(&before, COPC).count() < received(&log, COPC).count(),
-        "every document had gone by when the {victim:?} was killed: {log:#?}"
-    );
+    if when == Moment::FirstDocument {
+        assert!(
+            received(&before, COPC).count() < received(&log, COPC).count(),
+            "every document had gone by when the {victim:?} was killed: {log:#?}"
+        );
+    }
     let extracts: Vec<&Value> = received(&log, EXTRACT).collect();
     assert_eq!(extracts.len(), 1, "{log:#?}");
     let final_acks: Vec<&Value> = received(&log, ACK)
@@ -489,15 +516,26 @@ async fn transfer_surviving_the_death_of(victim: Role) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sending_practice_killed_mid_transfer_resumes_and_the_record_arrives_once() {
-    transfer_surviving_the_death_of(Role::Sender).await;
+    transfer_surviving_the_death_of(Role::Sender, Moment::FirstDocument).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_requesting_practice_killed_mid_transfer_resumes_and_the_record_arrives_once() {
-    transfer_surviving_the_death_of(Role::Requester).await;
+    transfer_surviving_the_death_of(Role::Requester, Moment::FirstDocument).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_killed_mid_transfer_resumes_and_the_record_arrives_once() {
-    transfer_surviving_the_death_of(Role::Spine).await;
+    transfer_surviving_the_death_of(Role::Spine, Moment::FirstDocument).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sending_practice_killed_as_the_request_arrives_still_sends_the_record_once() {
+    transfer_surviving_the_death_of(Role::Sender, Moment::RequestArrived).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requesting_practice_killed_with_the_record_in_its_inbox_keeps_it_and_acknowledges_once()
+ {
+    transfer_surviving_the_death_of(Role::Requester, Moment::InInbox).await;
 }
