@@ -3,7 +3,7 @@
 //! ```text
 //!                 extract, nothing to follow
 //! AwaitingExtract ───────────────────────────────► AwaitingIntegration ──► Done
-//!       │ └─ unreadable extract ─► Done (final ack AE 21 / 31)
+//!       │ └─ unreadable extract, or another patient's ─► Done (final ack AE 21 / 31 / 28)
 //!       │  extract naming documents that follow          ▲      integrated / rejected
 //!       ▼  (Continue sent)                               │      (final ack sent)
 //!   Collecting ── every document and fragment here ──────┘
@@ -184,9 +184,10 @@ pub enum Event {
     /// The record could not be assembled or read (21 not well-formed, 29 reassembly, 30
     /// other large-message failure).
     ProcessingFailed { code: ReasonCode, reason: String },
-    /// An extract arrived that cannot be read as one (21, or 31 when it names an attachment
-    /// it does not carry): the transfer fails and the extract is answered with the code.
-    UnreadableExtract {
+    /// An extract arrived that cannot be taken: unreadable (21, or 31 when it names an
+    /// attachment it does not carry) or another patient's record (28). The transfer fails
+    /// and the extract is answered with the code.
+    BadExtract {
         message_id: MessageId,
         code: ReasonCode,
         reason: String,
@@ -401,13 +402,13 @@ impl State {
             (s, E::ProcessingFailed { .. }) => Err((s, Refusal::Finished)),
             (
                 State::AwaitingExtract { .. },
-                E::UnreadableExtract {
+                E::BadExtract {
                     message_id,
                     code,
                     reason,
                 },
             ) => Ok(fail(message_id, code, reason)),
-            (s, E::UnreadableExtract { .. }) => {
+            (s, E::BadExtract { .. }) => {
                 // One extract has come already: this is a second, broken one.
                 let name = s.name();
                 Err((s, Refusal::DuplicateExtract(name)))
@@ -898,7 +899,7 @@ mod tests {
     fn an_unreadable_extract_ends_the_transfer_with_its_code_and_is_answered() {
         let (s, actions) = step(
             State::new(id("req"), 1_000),
-            Event::UnreadableExtract {
+            Event::BadExtract {
                 message_id: id("bad"),
                 code: ReasonCode::ExtractNotWellFormed,
                 reason: "no EhrExtract".into(),
@@ -922,7 +923,7 @@ mod tests {
         let c = collecting(vec![doc("d1", false)]);
         let (back, refusal) = c
             .clone()
-            .step(Event::UnreadableExtract {
+            .step(Event::BadExtract {
                 message_id: id("bad"),
                 code: ReasonCode::ExtractNotWellFormed,
                 reason: String::new(),

@@ -11,7 +11,8 @@
 //! provokes are injected over HTTP through the relay, as the peer's MHS, with messages
 //! built by `gp2gp::wire` (and `translate` for extracts): a request addressed to another
 //! practice (18), a request from a practice SDS does not list for extracts (24), an old
-//! practice that answers 07, an unreadable extract (21), a COPC before any extract and an
+//! practice that answers 07, an unreadable extract (21), another patient's record (28,
+//! refused before it reaches the practice), a COPC before any extract and an
 //! unreadable one (30), an extract nobody asked for (09), a second extract (12).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -289,11 +290,11 @@ async fn asked(w: &World, nhs: &str) -> (String, String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_misbehaving_old_practice_is_answered_with_07_09_12_21_and_30() {
-    let [p07, p12, p21, p30, p09] = [300, 301, 302, 303, 304].map(nhs_number);
+async fn a_misbehaving_old_practice_is_answered_with_07_09_12_21_28_and_30() {
+    let [p07, p12, p21, p30, p09, p28] = [300, 301, 302, 303, 304, 305].map(nhs_number);
     let setup = Setup {
         drive_a: false,
-        ..Setup::patients(&[&p07, &p12, &p21, &p30, &p09])
+        ..Setup::patients(&[&p07, &p12, &p21, &p30, &p09, &p28])
     };
     let w = World::start(TestClinical::default(), TestClinical::filing(), setup).await;
 
@@ -347,6 +348,21 @@ async fn a_misbehaving_old_practice_is_answered_with_07_09_12_21_and_30() {
         })
         .await;
     assert_entry(ack_of(&log, &extract), MCCI, B_ASID, &extract, "21");
+
+    // 28: the record of another patient. Refused, never filed.
+    let (conversation, _, ehr_request) = asked(&w, &p28).await;
+    let extract = new_id();
+    let other = extract_xml(&nhs_number(399), &extract, &ehr_request);
+    send(&w.a_parts, B, EXTRACT, &conversation, &extract, None, other).await;
+    let requester = wait_finished(&w.b.driver, &conversation, WAIT).await;
+    assert_eq!(end(&requester), ("failed", Some("28")), "{requester:#?}");
+    let log = w
+        .log_until(&conversation, |l| {
+            l.iter().any(|e| e.interaction_id == MCCI)
+        })
+        .await;
+    assert_entry(ack_of(&log, &extract), MCCI, B_ASID, &extract, "28");
+    assert!(w.b_clinical.arrivals(&conversation).is_empty());
 
     // 30: a large-message part before any extract. Refused; the transfer still waits for
     // its extract.

@@ -627,6 +627,7 @@ async fn on_incoming<C: Clinical>(
             documents,
             inline,
             parties,
+            nhs_number,
             ..
         } => {
             let role = Role::Requester;
@@ -666,6 +667,32 @@ async fn on_incoming<C: Clinical>(
                 .await?;
                 return Ok(vec![]);
             };
+            // Another patient's record: refused as the wrong patient (28), never filed.
+            if let Some(theirs) = nhs_number.as_deref().map(str::trim)
+                && !theirs.is_empty()
+                && theirs != transfer.nhs_number
+            {
+                let reason = format!(
+                    "the extract is the record of patient {theirs}, not of {} whose record was asked for",
+                    transfer.nhs_number
+                );
+                let mut wrong = row;
+                wrong.note = format!("{reason}: refused with 28");
+                let event = requester::Event::BadExtract {
+                    message_id: message_id.clone(),
+                    code: ReasonCode::NonAbaWrongPatient,
+                    reason,
+                };
+                if let Applied::Refused(why) =
+                    apply(d, role, conv, Follow::Requester(event), &[wrong]).await?
+                {
+                    info!(%why, "extract for another patient refused");
+                    let parties = parties_of(&transfer)?;
+                    let code = ReasonCode::NonAbaWrongPatient;
+                    queue_nack(d, conv, &parties, message_id.as_str(), code).await?;
+                }
+                return Ok(vec![role]);
+            }
             let received = Received {
                 hl7,
                 interaction_id,
@@ -945,7 +972,7 @@ async fn on_unreadable<C: Clinical>(
             now,
             format!("unreadable extract: {error}"),
         );
-        let event = requester::Event::UnreadableExtract {
+        let event = requester::Event::BadExtract {
             message_id: MessageId::new(message.message_id.clone()),
             code,
             reason: format!("the extract could not be read: {error}"),
