@@ -2,18 +2,23 @@
 //! real HTTP through Spine's relay: each asserts where the transfer ends on both sides
 //! (phase and reason code) and the code the national message log holds (`jdiEvent`).
 //!
-//! Most codes come from the real drivers: the old practice's checks (06, 19, and 24 when
-//! SDS cannot route the extract to the requester), its failure
-//! to build the extract (10), the new practice's SDS check (24), the practice's decision in
-//! its integration inbox (AA, 11, 15, 17, 26, 28), and large-message failures made by an
-//! interposer between the relay and the new practice (25 none of the parts came, 31 one
-//! fragment never came, 29 a fragment spoilt on the way). Codes a well-behaved peer never
-//! provokes are injected over HTTP through the relay, as the peer's MHS, with messages
-//! built by `gp2gp::wire` (and `translate` for extracts): a request addressed to another
-//! practice (18), a request from a practice SDS does not list for extracts (24), an old
-//! practice that answers 07, an unreadable extract (21), another patient's record (28,
-//! refused before it reaches the practice), a COPC before any extract and an
-//! unreadable one (30), an extract nobody asked for (09), a second extract (12).
+//! Most codes come from the real drivers: the old practice's checks (06 not registered
+//! there, 19 PDS says the patient is registered elsewhere) and its failure to read the
+//! record (10); the new practice's SDS check of the old one (24); the practice's decision
+//! in its integration inbox (AA, 11, 15, 17, 26, 28); and large-message failures made by an
+//! interposer between the relay and the new practice's MHS (25 none of the parts came, 31
+//! one fragment never came, 29 a fragment damaged on the way).
+//!
+//! Codes a well-behaved peer never provokes are injected over HTTP through the relay, as
+//! the peer's MHS, with messages built by `gp2gp::wire` (and `translate` for extracts):
+//! a request naming another practice as the record's holder (18); a request from a
+//! practice SDS does not list for extracts (24 from the old practice); an old practice
+//! that answers 07 (Lloyd's own driver has no "GP2GP disabled" state, so never sends it);
+//! an unreadable extract (21); another patient's record (28, refused before the practice
+//! sees it); a COPC before any extract, and an unreadable one (30); an extract nobody
+//! asked for (09); a second extract (12).
+//!
+//! The refusals and the misbehaving sender run on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod transfer_common;
