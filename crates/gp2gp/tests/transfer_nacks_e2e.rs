@@ -33,6 +33,8 @@ use transfer_common::interposer::{Interposer, Meddle};
 use transfer_common::*;
 
 const WAIT: Duration = Duration::from_secs(90);
+/// An ODS code SDS does not know.
+const UNKNOWN: &str = "E83005";
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -176,9 +178,9 @@ async fn the_old_practice_refuses_with_06_10_18_19_24_and_sds_with_24_on_postgre
 }
 
 async fn refusals(pg: Option<&store::testing::TempPostgres>) {
-    let [p06, p10, p18, p19, p24, p24s] = [200, 201, 202, 203, 204, 205].map(nhs_number);
+    let [p06, p10, p18, p19, p24, p24s, p24e] = [200, 201, 202, 203, 204, 205, 206].map(nhs_number);
     let a = TestClinical {
-        records: [&p10, &p18, &p19, &p24s]
+        records: [&p10, &p18, &p19, &p24s, &p24e]
             .iter()
             .map(|n| (n.to_string(), corpus_bundle(n)))
             .collect(),
@@ -190,6 +192,8 @@ async fn refusals(pg: Option<&store::testing::TempPostgres>) {
     setup.patients.push((p19.clone(), Some(C.into())));
     // p24s is registered with C, which SDS does not list for extracts.
     setup.patients.push((p24s.clone(), Some(C.into())));
+    // p24e is registered with a practice SDS does not know at all.
+    setup.patients.push((p24e.clone(), Some(UNKNOWN.into())));
     setup.pg = pg;
     let w = World::start(a, TestClinical::filing(), setup).await;
 
@@ -264,6 +268,29 @@ async fn refusals(pg: Option<&store::testing::TempPostgres>) {
         "{nack:#?}"
     );
     assert_eq!(nack.jdi_event, "24", "{nack:#?}");
+
+    // The same from a practice SDS does not know at all: the refusal cannot be routed
+    // either. It is given up and shown as not sent, not retried for ever.
+    let from_unknown = Parties {
+        requester_ods: UNKNOWN.into(),
+        requester_asid: "200000000909".into(),
+        ..parties()
+    };
+    let (conversation, request) = request_as_b(&w, &from_unknown, &p24e).await;
+    let sender = wait_phase(w.a(), &conversation, WAIT, |s| {
+        s.messages
+            .iter()
+            .any(|m| m.direction == "out" && m.note.starts_with("not sent"))
+    })
+    .await;
+    assert_eq!(end(&sender), ("refused", Some("24")), "{sender:#?}");
+    let unsent = sender
+        .messages
+        .iter()
+        .find(|m| m.direction == "out")
+        .unwrap();
+    assert_eq!(unsent.acknowledges.as_deref(), Some(request.as_str()));
+    assert_eq!(unsent.code.as_deref(), Some("24"));
 }
 
 // ---------------------------------------------------------------------------------------

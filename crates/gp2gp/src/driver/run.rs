@@ -1117,7 +1117,21 @@ pub(super) async fn run_pending<C: Clinical>(
             return Ok(());
         }
         let action = pending.remove(0);
-        let (follow, messages) = execute(d, &row, &action).await?;
+        let (follow, messages) = match execute(d, &row, &action).await {
+            Ok(done) => done,
+            Err(e) if unroutable(&e) && acknowledgement(&action).is_some() => {
+                // SDS has no route to the peer for it, and retrying cannot make one: the
+                // acknowledgement is given up (and shown so), not retried on every tick.
+                warn!(error = %e, "acknowledgement cannot be routed: given up");
+                let row = acknowledgement(&action).map(|(purpose, acked, code)| {
+                    let id = derived_id(conv, &format!("{purpose}/{}", acked.as_str()));
+                    let note = format!("not sent: {e}");
+                    ack_row(role, conv, &id, "out", acked.as_str(), code, d.now(), note)
+                });
+                (None, row.into_iter().collect())
+            }
+            Err(e) => return Err(e),
+        };
         let machine = machine_of(&row)?;
         let (machine, more) = match follow {
             None => (machine, vec![]),
@@ -1144,6 +1158,38 @@ pub(super) async fn run_pending<C: Clinical>(
             finished_metrics(&row, &next);
             d.changed(conv);
         }
+    }
+}
+
+/// Whether sending failed because SDS has no route (or several) for the message: no
+/// retry can help.
+fn unroutable(e: &DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::Mhs(mhs::Error::Sds(
+            mhs::SdsError::NoResult { .. } | mhs::SdsError::SeveralResults { .. }
+        ))
+    )
+}
+
+/// For an action that sends an acknowledgement: its purpose (what its id is derived
+/// from), the message it acknowledges and its code.
+fn acknowledgement(action: &Pending) -> Option<(&'static str, &MessageId, Option<ReasonCode>)> {
+    match action {
+        Pending::Sender(sender::Action::AckRequest { request_id, code }) => {
+            Some(("request-ack", request_id, *code))
+        }
+        Pending::Requester(requester::Action::AckCopc { message_id }) => {
+            Some(("ack", message_id, None))
+        }
+        Pending::Requester(requester::Action::Nack { message_id, code }) => {
+            Some(("nack", message_id, Some(*code)))
+        }
+        Pending::Requester(requester::Action::FinalAck {
+            extract_message_id,
+            code,
+        }) => Some(("final-ack", extract_message_id, *code)),
+        _ => None,
     }
 }
 
