@@ -36,12 +36,7 @@ fn a_bundle_becomes_a_valid_extract_on_stdout_with_a_report() {
         .arg(&report)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let xml = out.stdout;
+    let xml = succeeded(&out);
     assert!(xml.starts_with(b"<?xml"));
     let msg = hl7v3::Message::parse(&xml).unwrap();
     assert_eq!(msg.interaction_id(), "RCMR_IN030000UK06");
@@ -131,17 +126,8 @@ fn a_bundle_without_a_patient_is_refused() {
 #[test]
 fn an_extract_becomes_a_fhir_bundle() {
     let extract = corpus().join("translation/ehr-extract/9465700193_Birdi_full_20210119.xml");
-    let out = lloyd()
-        .args(["translate", "--to", "fhir"])
-        .arg(&extract)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bundle: fhir::Bundle = fhir::from_slice(&out.stdout).unwrap();
+    let out = translated(&["--to", "fhir"], &extract);
+    let bundle: fhir::Bundle = fhir::from_slice(&out).unwrap();
     assert!(bundle.resources_of::<fhir::Patient>().next().is_some());
 }
 
@@ -161,4 +147,63 @@ fn a_file_that_is_not_xml_is_refused_for_fhir() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.xml") && err.contains("line 1"), "{err}");
+}
+
+/// Runs `lloyd translate` and returns its standard output, checking it succeeded.
+fn translated(args: &[&str], file: &Path) -> Vec<u8> {
+    let out = lloyd()
+        .arg("translate")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    succeeded(&out)
+}
+
+/// Standard output, once the run is seen to have succeeded.
+fn succeeded(out: &std::process::Output) -> Vec<u8> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    out.stdout.clone()
+}
+
+#[test]
+fn the_output_is_the_whole_record_translation_byte_for_byte_each_way() {
+    // FHIR → HL7: what bundle_to_extract and Message::to_xml write, then a newline.
+    let bundle = corpus().join("translation/gpconnect/9465698490_Daniels_full_20210119.json");
+    let got = translated(
+        &[
+            "--to",
+            "hl7",
+            "--creation-time",
+            "20240131093000",
+            "--to-ods",
+            "B86041",
+            "--from-asid",
+            "200000000359",
+        ],
+        &bundle,
+    );
+    let parsed: fhir::Bundle = fhir::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let options = translate::to_hl7::ToHl7Options {
+        creation_time: Some("20240131093000".into()),
+        to_ods: Some("B86041".into()),
+        from_asid: Some("200000000359".into()),
+        ..Default::default()
+    };
+    let (message, _) = translate::to_hl7::bundle_to_extract(&parsed, &options).unwrap();
+    let mut want = message.to_xml(hl7v3::xml::Layout::Compact).into_bytes();
+    want.push(b'\n');
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the extracts differ");
+
+    // HL7 → FHIR: what extract_to_bundle and fhir::to_vec write, then a newline.
+    let extract = corpus().join("translation/ehr-extract/9465698490_Daniels_full_20210119.xml");
+    let got = translated(&["--to", "fhir"], &extract);
+    let message = hl7v3::Message::parse(&std::fs::read(&extract).unwrap()).unwrap();
+    let (bundle, _) = translate::to_fhir::extract_to_bundle(&message, &Default::default()).unwrap();
+    let mut want = fhir::to_vec(&bundle).unwrap();
+    want.push(b'\n');
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the bundles differ");
 }

@@ -1,6 +1,9 @@
 //! Translation throughput, in MB/s of input, both ways: over the conformance corpus and
 //! over a synthetic ~100 MB record. Each measurement includes reading the input (HL7 XML
 //! or FHIR JSON) into the model and translating it; writing the output is measured apart.
+//! On the corpus, the streaming translations (`extract_to_writer`, `bundle_to_writer`:
+//! read, translate and write, as `lloyd translate` does) are measured beside the
+//! whole-record functions followed by writing the output.
 //!
 //! `cargo bench -p translate --bench translate` (set `TRANSLATE_BENCH_MB` to change the
 //! size of the synthetic record; 0 skips it).
@@ -15,8 +18,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use translate::synthetic::synthetic_extract_xml;
-use translate::to_fhir::{ToFhirOptions, extract_to_bundle};
-use translate::to_hl7::{ToHl7Options, bundle_to_extract};
+use translate::to_fhir::{ToFhirOptions, extract_to_bundle, extract_to_writer};
+use translate::to_hl7::{ToHl7Options, bundle_to_extract, bundle_to_writer};
 
 fn corpus(folder: &str) -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,6 +74,40 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for j in &bundles {
                 black_box(to_hl7(j));
+            }
+        })
+    });
+    g.throughput(Throughput::Bytes(total(&extracts)));
+    g.bench_function("hl7_to_fhir_json/whole", |b| {
+        b.iter(|| {
+            for x in &extracts {
+                black_box(fhir::to_vec(&to_fhir(x)).map(|v| v.len()).ok());
+            }
+        })
+    });
+    g.bench_function("hl7_to_fhir_json/streaming", |b| {
+        b.iter(|| {
+            for x in &extracts {
+                let mut out = Vec::new();
+                black_box(extract_to_writer(x, &mut out, &ToFhirOptions::default()).ok());
+                black_box(out.len());
+            }
+        })
+    });
+    g.throughput(Throughput::Bytes(total(&bundles)));
+    g.bench_function("fhir_to_hl7_xml/whole", |b| {
+        b.iter(|| {
+            for j in &bundles {
+                black_box(to_hl7(j).map(|m| m.to_xml(hl7v3::xml::Layout::Compact).len()));
+            }
+        })
+    });
+    g.bench_function("fhir_to_hl7_xml/streaming", |b| {
+        b.iter(|| {
+            for j in &bundles {
+                let mut out = Vec::new();
+                black_box(bundle_to_writer(j, &mut out, &hl7_options()).ok());
+                black_box(out.len());
             }
         })
     });

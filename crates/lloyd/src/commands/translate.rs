@@ -9,8 +9,11 @@
 //!
 //! `--to hl7` reads a GP Connect structured record (the `$gpc.migratestructuredrecord`
 //! Bundle, JSON) and writes the complete `RCMR_IN030000UK06` message (`UK07` when the
-//! record holds confidential items) to stdout. `--to fhir` reads an EhrExtract message and
-//! writes the FHIR Bundle (JSON). `--report FILE` writes the translation report (counts in
+//! record holds confidential items) to stdout, as compact XML. `--to fhir` reads an
+//! EhrExtract message and writes the FHIR Bundle, as compact JSON. Both stream
+//! ([`translate::to_hl7::bundle_to_writer`], [`translate::to_fhir::extract_to_writer`]):
+//! a record of a hundred megabytes takes under three times its size in memory, and the
+//! output is byte for byte what the whole-record functions write (a newline follows it). `--report FILE` writes the translation report (counts in
 //! and out, every degrade, every item not carried) as JSON; a one-line summary always goes
 //! to stderr. Exit status: 0 when translated, 1 when the input cannot be read or
 //! translated (the message names the file and the place), 2 for a usage error.
@@ -66,17 +69,27 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     let result = match args.to {
-        Direction::Hl7 => to_hl7(&args),
-        Direction::Fhir => to_fhir(&args),
+        Direction::Hl7 => to_hl7(&args, &mut out),
+        Direction::Fhir => to_fhir(&args, &mut out),
     };
-    let (output, report) = match result {
+    let report = match result {
         Ok(r) => r,
-        Err(message) => {
+        Err(Failed::Input(message)) => {
             eprintln!("lloyd translate: {}: {message}", args.file.display());
             return ExitCode::from(1);
         }
+        Err(Failed::Output(e)) => {
+            eprintln!("lloyd translate: cannot write the output: {e}");
+            return ExitCode::from(1);
+        }
     };
+    if let Err(e) = out.write_all(b"\n").and_then(|()| out.flush()) {
+        eprintln!("lloyd translate: cannot write the output: {e}");
+        return ExitCode::from(1);
+    }
     if let Some(path) = &args.report {
         let json = match serde_json::to_vec_pretty(&report) {
             Ok(j) => j,
@@ -93,12 +106,6 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(output.as_bytes()).and_then(|()| out.flush()) {
-        eprintln!("lloyd translate: cannot write the output: {e}");
-        return ExitCode::from(1);
-    }
     eprintln!(
         "lloyd translate: {}: {} items read, {} written, {} degraded, {} not carried",
         args.file.display(),
@@ -108,6 +115,23 @@ pub fn run(args: Args) -> ExitCode {
         report.unmapped.len()
     );
     ExitCode::SUCCESS
+}
+
+/// Why a translation failed.
+enum Failed {
+    /// The input cannot be read or translated (said of the file).
+    Input(String),
+    /// Standard output could not be written.
+    Output(String),
+}
+
+impl From<translate::TranslateError> for Failed {
+    fn from(e: translate::TranslateError) -> Failed {
+        match e {
+            translate::TranslateError::Write(w) => Failed::Output(w),
+            other => Failed::Input(other.to_string()),
+        }
+    }
 }
 
 /// Items written, not counting the sub-counts (`CompoundStatement:TOPIC`) and supplies.
@@ -120,13 +144,15 @@ fn written(report: &Report) -> usize {
         .sum()
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))
+fn read(path: &Path) -> Result<Vec<u8>, Failed> {
+    std::fs::read(path).map_err(|e| Failed::Input(format!("cannot read the file: {e}")))
 }
 
-fn to_hl7(args: &Args) -> Result<(String, Report), String> {
+/// Streams the EhrExtract (compact XML) to `out`: memory holds the input, the output and a
+/// small index, not the Bundle and the message as models; nothing is written unless the
+/// translation succeeds.
+fn to_hl7(args: &Args, out: &mut impl std::io::Write) -> Result<Report, Failed> {
     let bytes = read(&args.file)?;
-    let bundle: fhir::Bundle = fhir::from_slice(&bytes).map_err(|e| e.to_string())?;
     let options = translate::to_hl7::ToHl7Options {
         from_ods: args.from_ods.clone(),
         to_ods: args.to_ods.clone(),
@@ -140,36 +166,41 @@ fn to_hl7(args: &Args) -> Result<(String, Report), String> {
         message_id: args.message_id.clone(),
         request_id: args.request_id.clone(),
     };
-    let (message, report) =
-        translate::to_hl7::bundle_to_extract(&bundle, &options).map_err(|e| e.to_string())?;
-    let mut xml = message.to_xml(hl7v3::xml::Layout::Indented);
-    xml.push('\n');
-    Ok((xml, report))
+    Ok(translate::to_hl7::bundle_to_writer(&bytes, out, &options)?)
 }
 
-fn to_fhir(args: &Args) -> Result<(String, Report), String> {
+/// Streams the Bundle (compact JSON) to `out`, a composition at a time. The input is
+/// checked as XML before anything is written, so bad input writes nothing.
+fn to_fhir(args: &Args, out: &mut impl std::io::Write) -> Result<Report, Failed> {
     let bytes = read(&args.file)?;
-    let message = hl7v3::Message::parse(&bytes).map_err(|e| {
-        let offset = match &e {
-            hl7v3::MessageError::Xml(x) => x.offset(),
-            _ => None,
-        };
-        let at = offset
-            .map(|o| {
-                let (line, col) = hl7v3::xml::LineIndex::new(&bytes).line_col(o);
-                format!(" at line {line}, column {col}")
-            })
-            .unwrap_or_default();
-        format!("not a GP2GP HL7 message{at}: {e}")
-    })?;
-    let (bundle, report) = translate::to_fhir::extract_to_bundle(
-        &message,
-        &translate::to_fhir::ToFhirOptions::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut json = fhir::to_string_pretty(&bundle).map_err(|e| e.to_string())?;
-    json.push('\n');
-    Ok((json, report))
+    let options = translate::to_fhir::ToFhirOptions::default();
+    match translate::to_fhir::extract_to_writer(&bytes, out, &options) {
+        Ok(report) => Ok(report),
+        Err(translate::TranslateError::Read(e)) => {
+            // Read again as a whole message for the place of the fault (line and column);
+            // this costs nothing unless the input is bad.
+            Err(Failed::Input(match hl7v3::Message::parse(&bytes) {
+                Err(e) => not_hl7(&bytes, &e),
+                Ok(_) => format!("the input could not be read: {e}"),
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What is wrong with input that is not a GP2GP HL7 message, with the line and column.
+fn not_hl7(bytes: &[u8], e: &hl7v3::MessageError) -> String {
+    let offset = match e {
+        hl7v3::MessageError::Xml(x) => x.offset(),
+        _ => None,
+    };
+    let at = offset
+        .map(|o| {
+            let (line, col) = hl7v3::xml::LineIndex::new(bytes).line_col(o);
+            format!(" at line {line}, column {col}")
+        })
+        .unwrap_or_default();
+    format!("not a GP2GP HL7 message{at}: {e}")
 }
 
 /// Unix milliseconds as an HL7 timestamp in UTC, `YYYYMMDDHHMMSS`.

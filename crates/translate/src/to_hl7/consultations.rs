@@ -357,6 +357,20 @@ pub(crate) fn map_non_consultation<'a>(
     ctx: &mut Ctx<'a>,
     emit: &mut dyn FnMut(&mut Ctx<'a>, CompositionComponent),
 ) {
+    // What is left to map, for a helper parsing ahead.
+    ctx.store.plan_ahead(|| {
+        ctx.store
+            .positions()
+            .into_iter()
+            .filter(|&p| {
+                ctx.store.resource_type(p).is_some_and(is_statement_type)
+                    && ctx
+                        .store
+                        .label(p)
+                        .is_some_and(|l| !ctx.consumed.contains(&l))
+            })
+            .collect()
+    });
     for pos in ctx.store.positions() {
         let (Some(ty), Some(label)) = (ctx.store.resource_type(pos), ctx.store.label(pos)) else {
             continue;

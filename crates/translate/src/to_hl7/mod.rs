@@ -33,6 +33,7 @@
 //! gives the same extract.
 
 mod agents;
+mod ahead;
 mod allergies;
 mod build;
 mod codes;

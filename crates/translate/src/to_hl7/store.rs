@@ -7,7 +7,9 @@
 //! its clinicians, its locations and the medicines are kept once parsed (there are few of
 //! them and they are asked for again and again); anything else stays in a small cache of
 //! the resources asked for lately (a consultation's resources lie together in the
-//! Bundle), and is parsed again if asked for after it has left.
+//! Bundle), and is parsed again if asked for after it has left. While the compositions are
+//! mapped, a helper thread parses ahead of the mapping ([`super::ahead`]), and frees what
+//! leaves the cache.
 //!
 //! So the mapping code holds handles rather than references: a [`Res`] (any resource) or
 //! a [`Typed`] (one known to be a `T`), each cheap to clone, dereferencing to the
@@ -17,15 +19,17 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use fhir::{Bundle, BundleIndex, EntryIndex, Reference, Resource, TypedResource};
 use serde_json::value::RawValue;
 
+use super::ahead::{Ahead, Taken};
+
 #[derive(Clone)]
 enum Held<'a> {
     Borrowed(&'a Resource),
-    Shared(Rc<Resource>),
+    Shared(Arc<Resource>),
 }
 
 /// A resource of the Bundle.
@@ -118,18 +122,25 @@ pub(crate) struct RawEntry<'a> {
 struct Lazy<'a> {
     entries: Vec<Option<RawEntry<'a>>>,
     index: EntryIndex,
-    kept: RefCell<HashMap<usize, Rc<Resource>>>,
+    kept: RefCell<HashMap<usize, Arc<Resource>>>,
     cache: RefCell<Cache>,
     /// Which entries have been parsed into the model (kept ones from the start).
     parsed: RefCell<Vec<bool>>,
     /// Whether a resource failed to parse (it parsed once already, so it cannot; but if it
     /// did, the translation is not to be trusted).
     failed: Cell<bool>,
+    /// The helper parsing resources ahead of the mapping, while there is one.
+    ahead: RefCell<Option<Arc<Ahead>>>,
+    /// Resources out of the cache, to be freed by the helper in batches.
+    trash: RefCell<Vec<Arc<Resource>>>,
 }
+
+/// How many resources out of the cache are handed to the helper at once.
+const TRASH_BATCH: usize = 64;
 
 #[derive(Default)]
 struct Cache {
-    map: HashMap<usize, Rc<Resource>>,
+    map: HashMap<usize, Arc<Resource>>,
     order: VecDeque<usize>,
 }
 
@@ -162,7 +173,7 @@ impl<'a> Store<'a> {
     pub fn lazy(
         entries: Vec<Option<RawEntry<'a>>>,
         index: EntryIndex,
-        kept_parsed: HashMap<usize, Rc<Resource>>,
+        kept_parsed: HashMap<usize, Arc<Resource>>,
     ) -> Store<'a> {
         let mut parsed = vec![false; entries.len()];
         for &pos in kept_parsed.keys() {
@@ -178,6 +189,8 @@ impl<'a> Store<'a> {
                 kept: RefCell::new(kept_parsed),
                 cache: RefCell::new(Cache::default()),
                 failed: Cell::new(false),
+                ahead: RefCell::new(None),
+                trash: RefCell::new(Vec::new()),
             })),
         }
     }
@@ -200,6 +213,39 @@ impl<'a> Store<'a> {
                         || serde_json::from_str::<Resource>(e.resource.get()).is_ok()
                 })
             }
+        }
+    }
+
+    /// Each entry's resource JSON by position, for a helper parsing ahead (none over a
+    /// parsed Bundle).
+    pub fn texts(&self) -> Vec<Option<&'a str>> {
+        match &self.source {
+            Source::Bundle { .. } => Vec::new(),
+            Source::Lazy(l) => l
+                .entries
+                .iter()
+                .map(|e| e.as_ref().map(|e| e.resource.get()))
+                .collect(),
+        }
+    }
+
+    /// Starts (`Some`) or ends (`None`) taking resources from a helper parsing ahead.
+    pub fn attach(&self, ahead: Option<Arc<Ahead>>) {
+        if let Source::Lazy(l) = &self.source {
+            l.ahead.replace(ahead);
+            if l.ahead.borrow().is_none() {
+                l.trash.borrow_mut().clear();
+            }
+        }
+    }
+
+    /// Tells the helper, if there is one, which resources the mapping will ask for next
+    /// (positions in ascending order).
+    pub fn plan_ahead(&self, plan: impl FnOnce() -> Vec<usize>) {
+        if let Source::Lazy(l) = &self.source
+            && let Some(ahead) = l.ahead.borrow().as_ref()
+        {
+            ahead.plan(plan());
         }
     }
 
@@ -318,7 +364,7 @@ impl<'a> Store<'a> {
 }
 
 impl Lazy<'_> {
-    fn get(&self, pos: usize) -> Option<Rc<Resource>> {
+    fn get(&self, pos: usize) -> Option<Arc<Resource>> {
         let entry = self.entries.get(pos)?.as_ref()?;
         let keep = kept(&entry.resource_type);
         if keep && let Some(r) = self.kept.borrow().get(&pos) {
@@ -327,29 +373,51 @@ impl Lazy<'_> {
         if let Some(r) = self.cache.borrow().map.get(&pos) {
             return Some(r.clone());
         }
-        let parsed: Resource = match serde_json::from_str(entry.resource.get()) {
-            Ok(r) => r,
-            Err(_) => {
-                self.failed.set(true);
-                return None;
-            }
+        let ahead = match self.ahead.borrow().as_ref().map(|a| a.take(pos)) {
+            Some(Taken::Ready(r)) => Some(r),
+            Some(Taken::Missing) | None => None,
+        };
+        let r = match ahead {
+            Some(r) => r,
+            None => match serde_json::from_str::<Resource>(entry.resource.get()) {
+                Ok(r) => Arc::new(r),
+                Err(_) => {
+                    self.failed.set(true);
+                    return None;
+                }
+            },
         };
         if let Some(p) = self.parsed.borrow_mut().get_mut(pos) {
             *p = true;
         }
-        let r = Rc::new(parsed);
         if keep {
             self.kept.borrow_mut().insert(pos, r.clone());
         } else {
             let mut cache = self.cache.borrow_mut();
             if cache.order.len() >= CACHE
                 && let Some(old) = cache.order.pop_front()
+                && let Some(old) = cache.map.remove(&old)
             {
-                cache.map.remove(&old);
+                self.discard(old);
             }
             cache.order.push_back(pos);
             cache.map.insert(pos, r.clone());
         }
         Some(r)
+    }
+
+    /// Frees a resource out of the cache: on the helper's thread, if there is one.
+    fn discard(&self, r: Arc<Resource>) {
+        let ahead = self.ahead.borrow();
+        let Some(ahead) = ahead.as_ref() else {
+            return;
+        };
+        let mut trash = self.trash.borrow_mut();
+        trash.push(r);
+        if trash.len() >= TRASH_BATCH {
+            let refused = ahead.discard(std::mem::take(&mut *trash));
+            drop(trash);
+            drop(refused);
+        }
     }
 }

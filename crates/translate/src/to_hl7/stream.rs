@@ -6,16 +6,17 @@
 //! XML) before it is written. Here:
 //!
 //! 1. The Bundle's JSON is split into its entries, each resource kept as its text.
-//! 2. Each resource is parsed once, in order, for what the mapping must know of the whole
-//!    Bundle before it maps anything (the [`Prescan`]: confidentiality, courses,
-//!    consultation lists, comments by result, what reports and groups carry), and
-//!    dropped — except the few kinds asked for throughout (practice, clinicians,
-//!    locations, medicines).
+//! 2. Each resource is read once, quickly and on every core, for what the mapping must
+//!    know of the whole Bundle before it maps anything (the [`Prescan`]: confidentiality,
+//!    courses, consultation lists, comments by result, what reports and groups carry) —
+//!    and the few kinds asked for throughout (practice, clinicians, locations, medicines)
+//!    are parsed into the model and kept.
 //! 3. The compositions are mapped with the same code as the whole-Bundle path, resources
-//!    parsed again as the mapping asks for them ([`Store`]), and each composition's XML is
-//!    written out as soon as it is made — to memory, since the folder's header (written
-//!    before the compositions) holds the earliest composition time, and a problem's links
-//!    to statements not (yet) written must be pruned. Links to statements already written
+//!    parsed into the model as the mapping asks for them ([`Store`]) — mostly ahead of it,
+//!    on a helper thread ([`super::ahead`]) — and each composition's XML is made on a
+//!    third thread as soon as the composition is mapped. The XML goes to memory, since the
+//!    folder's header (written before the compositions) holds the earliest composition
+//!    time, and a problem's links to statements not (yet) written must be pruned. Links to statements already written
 //!    are kept as they are; a `LinkSet` with links still open is held back typed (it is
 //!    small) and written in its place at the end.
 //!
@@ -28,8 +29,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Write;
-use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use fhir::{Bundle, BundleEntry, EntryIndex, Resource};
 use hl7v3::ehr::{CompositionComponent, LinkSet, Statement};
@@ -38,6 +38,7 @@ use hl7v3::xml::{Element, Layout, Writer};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::ahead::{Ahead, StopOnDrop};
 use super::facts::{Facts, Modelled};
 use super::prescan::Prescan;
 use super::store::{RawEntry, Store};
@@ -63,29 +64,24 @@ pub fn bundle_to_writer<W: Write>(
     let Some(split) = split(input) else {
         return whole(input, out, options);
     };
-    // Each resource once, for the prescan (read quickly, not into the model); the kinds
-    // asked for throughout are parsed and kept.
+    // Each resource once, for the prescan (read quickly, not into the model, on as many
+    // threads as there are cores); the kinds asked for throughout are parsed and kept.
+    let Some(all_facts) = read_facts(&split.entries) else {
+        return whole(input, out, options);
+    };
     let mut prescan = Prescan::default();
     let mut index = EntryIndex::new();
     let mut kept = HashMap::new();
-    let mut modelled = Modelled::default();
     let mut entries = Vec::with_capacity(split.entries.len());
     let shell = split.shell;
-    for (pos, entry) in split.entries.into_iter().enumerate() {
-        let Some(raw) = entry.resource else {
+    for (pos, (entry, read)) in split.entries.into_iter().zip(all_facts).enumerate() {
+        let (Some(raw), Some((facts, resource))) = (entry.resource, read) else {
             index.add(pos, None, entry.full_url.as_deref());
             entries.push(None);
             continue;
         };
-        let Ok(mut facts) = Facts::read(raw.get(), &mut modelled) else {
-            return whole(input, out, options);
-        };
-        if Store::keeps(&facts.resource_type) {
-            let Ok(resource) = serde_json::from_str::<Resource>(raw.get()) else {
-                return whole(input, out, options);
-            };
-            facts = Facts::of(&resource);
-            kept.insert(pos, Rc::new(resource));
+        if let Some(resource) = resource {
+            kept.insert(pos, Arc::new(resource));
         }
         index.add(
             pos,
@@ -110,8 +106,21 @@ pub fn bundle_to_writer<W: Write>(
     drop(shell);
     let (mut ctx, parties) = prepare(store, prescan, &header, options)?;
 
-    // Mapping here, writing the compositions' text on a second thread.
+    // Mapping here, writing the compositions' text on a second thread,
+    // and parsing the resources ahead of the mapping on a third.
+    let texts = ctx.store.texts();
+    let ahead = Ahead::new();
+    ahead.plan(
+        (0..texts.len())
+            .filter(|&p| ctx.store.resource_type(p).is_some_and(|t| !Store::keeps(t)))
+            .collect(),
+    );
     let mut writer = std::thread::scope(|scope| {
+        let helper = ahead.clone();
+        let texts = &texts;
+        scope.spawn(move || helper.run(texts));
+        let stop = StopOnDrop(ahead.clone());
+        ctx.store.attach(Some(ahead.clone()));
         let (tx, rx) = mpsc::sync_channel::<CompositionComponent>(WRITE_AHEAD);
         let writing = scope.spawn(move || {
             let mut writer = CompositionWriter::default();
@@ -125,6 +134,8 @@ pub fn bundle_to_writer<W: Write>(
             let _ = tx.send(c);
         });
         drop(tx);
+        ctx.store.attach(None);
+        drop(stop);
         writing.join()
     })
     .map_err(|_| {
@@ -173,6 +184,49 @@ pub fn bundle_to_writer<W: Write>(
     sink.push(&skeleton.as_bytes()[at + cut.len()..])?;
     sink.finish()?;
     Ok(ctx.report)
+}
+
+/// A resource's facts, and the resource parsed if it is of a kind kept.
+type Read = (Facts, Option<Resource>);
+
+/// What the prescan takes from each entry's resource, and the resource itself if it is of
+/// a kind kept parsed, read on as many threads as there are cores (at most four); `None`
+/// when a resource is not one the quick reading is sure of.
+fn read_facts(entries: &[SplitEntry<'_>]) -> Option<Vec<Option<Read>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let chunk = entries.len().div_ceil(threads).max(1);
+    let read_part = |part: &[SplitEntry<'_>]| -> Option<Vec<Option<Read>>> {
+        let mut modelled = Modelled::default();
+        part.iter()
+            .map(|e| match e.resource {
+                None => Some(None),
+                Some(raw) => read_one(raw.get(), &mut modelled).map(Some),
+            })
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let mut parts = entries.chunks(chunk);
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts
+            .map(|part| scope.spawn(move || read_part(part)))
+            .collect();
+        let mut all = read_part(first)?;
+        all.reserve(entries.len().saturating_sub(all.len()));
+        for h in others {
+            all.extend(h.join().ok()??);
+        }
+        Some(all)
+    })
+}
+
+/// One resource's facts, and the resource parsed if it is of a kind kept.
+fn read_one(json: &str, modelled: &mut Modelled) -> Option<Read> {
+    let facts = Facts::read(json, modelled).ok()?;
+    if !Store::keeps(&facts.resource_type) {
+        return Some((facts, None));
+    }
+    let resource = serde_json::from_str::<Resource>(json).ok()?;
+    Some((Facts::of(&resource), Some(resource)))
 }
 
 /// How many compositions may wait to be written while the next are mapped.
