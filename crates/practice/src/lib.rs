@@ -778,7 +778,11 @@ impl Practice {
             && unmapped == 0
             && self.demographics_match(&received).await?
         {
-            self.decide(&d.conversation_id, SYSTEM, None).await?;
+            match self.decide(&d.conversation_id, SYSTEM, None).await {
+                // A clinician filed it between the insert and now: their decision stands.
+                Ok(_) | Err(PracticeError::AlreadyDecided { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         self.inbox_item(&d.conversation_id)
             .await?
@@ -879,9 +883,9 @@ impl Practice {
         who: &str,
         rejection: Option<(Rejection, &str)>,
     ) -> Result<Decision, PracticeError> {
-        let mut tx = self.db.pool().begin().await?;
-        // Lock the item where the engine allows it; SQLite's single writer serialises the
-        // transaction at its first write anyway.
+        // The write lock first on SQLite (a read-then-write transaction would fail, not
+        // wait, if another writer came in between); the item's row lock on PostgreSQL.
+        let mut tx = self.db.begin_write().await?;
         let select = match self.db.kind() {
             Kind::Postgres => {
                 "SELECT nhs_number, status, bundle_key, decision, decided_at FROM practice_inbox

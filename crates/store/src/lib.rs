@@ -180,6 +180,18 @@ impl Database {
         &self.pool
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`, waiting up to the busy timeout for another writer): a transaction
+    /// that reads first and writes later would otherwise fail with "database is locked" —
+    /// without waiting — whenever another connection wrote in between. On PostgreSQL it
+    /// is an ordinary `BEGIN` (lock rows with `FOR UPDATE`).
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.kind {
+            Kind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Kind::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Closes every connection (waits for queries in flight).
     pub async fn close(&self) {
         self.pool.close().await;
