@@ -311,6 +311,14 @@ async fn apply<C: Clinical>(
                 .await?;
                 if written {
                     finished_metrics(&row, &next);
+                    if next.finished_at.is_some() && pending_of(&next)?.is_empty() {
+                        stored::release(
+                            &d.inner.payloads,
+                            conversation_id,
+                            role == Role::Requester,
+                        )
+                        .await;
+                    }
                     d.changed(conversation_id);
                     return Ok(Applied::Changed);
                 }
@@ -1156,6 +1164,9 @@ pub(super) async fn run_pending<C: Clinical>(
         .await?;
         if written {
             finished_metrics(&row, &next);
+            if next.finished_at.is_some() && pending_of(&next)?.is_empty() {
+                stored::release(&d.inner.payloads, conv, role == Role::Requester).await;
+            }
             d.changed(conv);
         }
     }

@@ -62,6 +62,32 @@ struct ExternalMeta {
     description: String,
 }
 
+/// Removes the copies a finished transfer kept for its own crash safety: the sender's
+/// built messages (`out`), or the requester's received extract, COPCs and fragments (`in`).
+/// Nothing reads them once the transfer has finished with nothing left to do, and a large
+/// record's copies are the bulk of a practice's disk. Best effort: a failure leaves files
+/// behind (logged), never a wrong transfer. The sender's small received messages (the
+/// request, acknowledgements) are kept.
+pub(crate) async fn release(payloads: &PayloadStore, conversation: &str, requester: bool) {
+    let prefix = format!(
+        "gp2gp/{}/{}",
+        safe(conversation),
+        if requester { "in" } else { "out" }
+    );
+    let keys = match payloads.list(&prefix).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::debug!(error = %e, prefix, "could not list a finished transfer's copies");
+            return;
+        }
+    };
+    for key in keys {
+        if let Err(e) = payloads.delete(&key).await {
+            tracing::debug!(error = %e, key, "could not remove a finished transfer's copy");
+        }
+    }
+}
+
 /// Keeps a built message until it is time to send it.
 pub(crate) async fn put_outbound(
     payloads: &PayloadStore,
