@@ -13,18 +13,12 @@
 //!
 //! State lives under `--data` (default `./lloyd-demo`), emptied at the start.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::routing::get;
-use serde_json::{Value, json};
-
-use crate::practices::{self, Practices, clinical};
+use super::rehearsal::{Follow, Move, Stage, move_patients, print_summary, summarise};
+use crate::practices::{self, clinical};
 
 /// Run a GP2GP rehearsal: Spine and several practices on loopback, patients moving.
 #[derive(Debug, clap::Args)]
@@ -129,38 +123,10 @@ async fn demo(args: Args) -> Result<bool, String> {
     }
     std::fs::create_dir_all(&args.data)
         .map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}: {e} (is `lloyd serve` running? try --listen 127.0.0.1:0)",
-                args.listen
-            )
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let base = format!("http://{addr}");
-    let clock: clock::SharedClock = Arc::new(clock::SystemClock);
-
-    // Spine.
-    let db = store::Database::open(&format!(
-        "sqlite://{}",
-        args.data.join("lloyd.db").display()
-    ))
-    .await
-    .map_err(|e| e.to_string())?;
-    let payloads =
-        store::PayloadStore::on_disk(&args.data.join("payloads")).map_err(|e| e.to_string())?;
-    let spine = spine::Spine::start(
-        db,
-        payloads,
-        clock.clone(),
-        &spine::Config::default(),
-        &base,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let mut stage = Stage::open(&args.data, &args.listen).await?;
+    let base = stage.base.clone();
+    let clock = stage.clock.clone();
+    let spine = &stage.spine;
 
     // The population: practices in SDS, patients on PDS and at their practice.
     eprint!(
@@ -289,126 +255,47 @@ async fn demo(args: Args) -> Result<bool, String> {
     eprintln!(" done");
 
     // Serve.
-    let practices = Arc::new(Practices::default());
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .merge(spine.router())
-        .merge(practices::routes(practices.clone()));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let options = practices::Options {
         auto_integrate: true,
         tick: Duration::from_millis(250),
     };
-    let n = practices::start_all(&practices, &args.data, &base, clock.clone(), &options).await?;
+    let n = stage.serve(&args.data, &options).await?;
     println!("lloyd demo: Spine and {n} practices listening on {base}");
 
-    // Move patients.
-    let http = reqwest::Client::new();
-    let mut conversations = Vec::new();
-    for (_, nhs, to, large) in &movers {
-        let answer = http
-            .post(format!("{base}/practices/{to}/registrations"))
-            .json(&json!({"nhsNumber": nhs}))
-            .send()
-            .await
-            .map_err(|e| format!("registering {nhs} at {to}: {e}"))?;
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap_or(Value::Null);
-        match body["conversationId"].as_str() {
-            Some(c) if status.is_success() => {
-                conversations.push((to.clone(), c.to_string(), *large))
-            }
-            _ => {
-                return Err(format!(
-                    "registering {nhs} at {to} was refused ({status}): {body}"
-                ));
-            }
-        }
-    }
-
-    // Follow them.
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let total = conversations.len();
-    let mut finished: BTreeMap<String, Value> = BTreeMap::new();
-    let mut filed = std::collections::BTreeSet::new();
-    let mut shown = String::new();
-    while finished.len() < total && Instant::now() < deadline {
-        for (to, conversation, _) in &conversations {
-            if finished.contains_key(conversation) {
-                continue;
-            }
-            let url = format!("{base}/practices/{to}/ehr-status/{conversation}");
-            let answer = http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            let code = answer.status();
-            let text = answer.text().await.map_err(|e| format!("{url}: {e}"))?;
-            let status: Value = serde_json::from_str(&text).map_err(|e| {
-                format!("{url} answered {code} with what is not JSON ({e}): {text}")
-            })?;
-            if status["finished"].as_bool() == Some(true) {
-                finished.insert(conversation.clone(), status);
-            } else if status["phase"] == "awaiting integration"
-                && filed.insert(conversation.clone())
-            {
-                // A record the practice's rules would not file by themselves (something
-                // degraded): the demo's clinician reviews and files it, as a person would.
-                let url = format!("{base}/practices/{to}/inbox/{conversation}/accept");
-                let answer = http
-                    .post(&url)
-                    .header("X-User", "demo:clinician")
-                    .send()
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))?;
-                if answer.status() == reqwest::StatusCode::NOT_FOUND {
-                    // Not in the inbox yet (it is being translated): next time round.
-                    filed.remove(conversation);
-                } else if !answer.status().is_success()
-                    && answer.status() != reqwest::StatusCode::CONFLICT
-                {
-                    // (409: the practice's own rules filed it a moment ago.)
-                    let code = answer.status();
-                    let text = answer.text().await.unwrap_or_default();
-                    return Err(format!("{url} answered {code}: {text}"));
-                }
-            }
-        }
-        let line = progress(&finished, total);
-        if line != shown {
-            eprint!("\r{line}");
-            let _ = std::io::stderr().flush();
-            shown = line;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    eprintln!();
-
-    let summary = summarise(&finished, total, started.elapsed());
-    print_summary(&summary);
+    // Move patients and follow them.
+    let moves = movers
+        .into_iter()
+        .map(|(_, nhs, to, _)| Move { nhs, to })
+        .collect::<Vec<_>>();
+    let follow = Follow {
+        concurrency: moves.len(),
+        timeout: Duration::from_secs(args.timeout),
+        poll: Duration::from_millis(250),
+        progress: true,
+    };
+    let moved = move_patients(&stage, moves, &follow).await?;
+    let summary = summarise(&moved, started.elapsed());
+    print_summary("lloyd demo", &summary);
     if let Some(path) = &args.summary {
         let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    let all_integrated = summary["integrated"].as_u64() == Some(total as u64);
+    let all_integrated = summary["integrated"].as_u64() == Some(moved.total as u64);
     if args.once {
-        server.abort();
-        practices.shutdown().await;
+        stage.shutdown().await;
         return Ok(all_integrated);
     }
     println!("lloyd demo: still serving on {base} — try:");
     println!("  curl {base}/practices");
-    if let Some((to, conversation, _)) = conversations.first() {
+    if let Some((to, conversation)) = moved.conversations.first() {
         println!("  curl {base}/practices/{to}/ehr-status/{conversation}");
         println!("  curl -H 'X-User: demo' {base}/practices/{to}/inbox/{conversation}");
     }
     println!("  curl '{base}/spine/message-log'");
     println!("Ctrl-C to stop.");
     let _ = tokio::signal::ctrl_c().await;
-    server.abort();
-    practices.shutdown().await;
+    stage.shutdown().await;
     Ok(all_integrated)
 }
 
@@ -451,78 +338,4 @@ fn demo_document(size: usize, seed: usize) -> bytes::Bytes {
     out.extend((out.len()..size.max(out.len())).map(|i| b'a' + ((i * 7 + seed) % 26) as u8));
     out.truncate(size.max(32));
     bytes::Bytes::from(out)
-}
-
-/// The progress line.
-fn progress(finished: &BTreeMap<String, Value>, total: usize) -> String {
-    let done = finished.len();
-    let integrated = finished
-        .values()
-        .filter(|s| s["phase"] == "integrated")
-        .count();
-    let width = 30;
-    let filled = (done * width).checked_div(total).unwrap_or(width);
-    format!(
-        "[{}{}] {done}/{total} done · {integrated} integrated · {} failed ",
-        "#".repeat(filled),
-        "-".repeat(width - filled),
-        done - integrated
-    )
-}
-
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn summarise(finished: &BTreeMap<String, Value>, total: usize, elapsed: Duration) -> Value {
-    let mut durations: Vec<i64> = finished
-        .values()
-        .filter_map(|s| Some(s["finishedAt"].as_i64()? - s["startedAt"].as_i64()?))
-        .collect();
-    durations.sort_unstable();
-    let integrated = finished
-        .values()
-        .filter(|s| s["phase"] == "integrated")
-        .count();
-    let mut failed: BTreeMap<String, usize> = BTreeMap::new();
-    for s in finished.values().filter(|s| s["phase"] != "integrated") {
-        *failed
-            .entry(s["code"].as_str().unwrap_or("none").to_string())
-            .or_default() += 1;
-    }
-    let unfinished = total - finished.len();
-    if unfinished > 0 {
-        failed.insert("unfinished".into(), unfinished);
-    }
-    json!({
-        "transfers": total,
-        "integrated": integrated,
-        "failed": failed,
-        "p50_ms": percentile(&durations, 50.0),
-        "p99_ms": percentile(&durations, 99.0),
-        "elapsed_ms": elapsed.as_millis() as u64,
-    })
-}
-
-fn print_summary(s: &Value) {
-    println!("lloyd demo: summary");
-    println!("  transfers   {}", s["transfers"]);
-    println!("  integrated  {}", s["integrated"]);
-    let failed = s["failed"].as_object().cloned().unwrap_or_default();
-    if failed.is_empty() {
-        println!("  failed      0");
-    } else {
-        for (code, n) in failed {
-            let meaning = hl7v3::ReasonCode::from_code(&code)
-                .map(|c| c.description().to_string())
-                .unwrap_or_default();
-            println!("  failed      {n} × {code} {meaning}");
-        }
-    }
-    println!("  p50         {} ms", s["p50_ms"]);
-    println!("  p99         {} ms", s["p99_ms"]);
 }

@@ -2,6 +2,8 @@
 pub mod demo;
 pub mod ebxml;
 pub mod inspect;
+pub mod loadgen;
+pub mod rehearsal;
 pub mod seed;
 pub mod serve;
 pub mod transfer;

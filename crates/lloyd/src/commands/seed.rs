@@ -20,7 +20,7 @@
 //! that is already seeded is refused unless `--force`, which deletes Lloyd's files in it
 //! (`lloyd.db`, `payloads/`, `practices/`, `seed.json`) first.
 
-mod population;
+pub(crate) mod population;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -213,32 +213,7 @@ async fn seed(args: &Args) -> Result<String, String> {
     .map_err(|e| format!("drawing the population failed: {e}"))?;
     let population = Arc::new(population);
 
-    // 1. The practices, into a staging directory (a crash leaves nothing that looks seeded).
-    let staging = data.join(STAGING);
-    remove_dir(&staging)?;
-    let fresh_db = !data.join("lloyd.db").exists();
-    let outcome = write_everything(args, &population, &staging).await;
-    if let Err(e) = outcome {
-        // Take away what was written.
-        let _ = remove_dir(&staging);
-        if fresh_db {
-            for name in ["lloyd.db", "lloyd.db-wal", "lloyd.db-shm"] {
-                let _ = std::fs::remove_file(data.join(name));
-            }
-        }
-        return Err(format!("{e}; nothing was seeded"));
-    }
-
-    // 4. Into place, and the marker last.
-    let practices = data.join("practices");
-    remove_dir(&practices)?;
-    std::fs::rename(staging.join("practices"), &practices).map_err(|e| {
-        format!(
-            "cannot move the practices into {}: {e}; the data directory is half seeded: run again with --force",
-            practices.display()
-        )
-    })?;
-    remove_dir(&staging)?;
+    write_population(data, &population, &base_url(args)).await?;
     let seconds = started.elapsed().as_secs_f64();
     let marker = Marker {
         seed: args.seed,
@@ -271,17 +246,56 @@ fn base_url(args: &Args) -> String {
     args.base_url.trim().trim_end_matches('/').to_string()
 }
 
+/// Writes `population` into the data directory `data` (which must hold no population yet):
+/// the practices into a staging directory, SDS and PDS, then the practices moved into
+/// place. On failure what was written is taken away again. (No marker: the caller writes
+/// `seed.json` if it wants one.) `base` is the URL the practices' message handlers are
+/// reached under.
+pub(crate) async fn write_population(
+    data: &Path,
+    population: &Arc<Population>,
+    base: &str,
+) -> Result<(), String> {
+    // 1. The practices, into a staging directory (a crash leaves nothing that looks seeded).
+    let staging = data.join(STAGING);
+    remove_dir(&staging)?;
+    let fresh_db = !data.join("lloyd.db").exists();
+    let outcome = write_everything(data, base, population, &staging).await;
+    if let Err(e) = outcome {
+        // Take away what was written.
+        let _ = remove_dir(&staging);
+        if fresh_db {
+            for name in ["lloyd.db", "lloyd.db-wal", "lloyd.db-shm"] {
+                let _ = std::fs::remove_file(data.join(name));
+            }
+        }
+        return Err(format!("{e}; nothing was seeded"));
+    }
+
+    // 4. Into place.
+    let practices = data.join("practices");
+    remove_dir(&practices)?;
+    std::fs::rename(staging.join("practices"), &practices).map_err(|e| {
+        format!(
+            "cannot move the practices into {}: {e}; the data directory is half seeded: run again with --force",
+            practices.display()
+        )
+    })?;
+    remove_dir(&staging)
+}
+
 /// Steps 1–3: the practices (staged), SDS, PDS. On failure, what reached `lloyd.db` is
 /// taken out again (SDS entries; PDS writes nothing when it fails, and it goes last).
 async fn write_everything(
-    args: &Args,
+    data: &Path,
+    base: &str,
     population: &Arc<Population>,
     staging: &Path,
 ) -> Result<(), String> {
     let clock: clock::SharedClock = Arc::new(clock::SystemClock);
     write_practices(population, &staging.join("practices"), &clock).await?;
 
-    let url = format!("sqlite://{}", args.data.join("lloyd.db").display());
+    let url = format!("sqlite://{}", data.join("lloyd.db").display());
     let db = store::Database::open(&url)
         .await
         .map_err(|e| e.to_string())?;
@@ -292,11 +306,10 @@ async fn write_everything(
         let pds = spine::pds::Store::open(db.clone(), clock.clone())
             .await
             .map_err(|e| format!("PDS: {e}"))?;
-        let base = base_url(args);
         let organisations: Vec<spine::sds::Organisation> = population
             .practices
             .iter()
-            .map(|p| organisation(p, &base))
+            .map(|p| organisation(p, base))
             .collect();
         directory
             .upsert_many(&organisations)
