@@ -692,7 +692,12 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
     if text.iter().all(clean) {
         return engine.decode(text);
     }
-    let filtered: Vec<u8> = text.iter().copied().filter(clean).collect();
+    // Whatever is not base64 (line breaks, mostly) goes; the runs between are copied
+    // whole rather than a byte at a time.
+    let mut filtered = Vec::with_capacity(text.len());
+    for run in text.split(|b| !clean(b)) {
+        filtered.extend_from_slice(run);
+    }
     engine.decode(filtered)
 }
 
@@ -1231,5 +1236,28 @@ fn read_copc(
             message_id: id,
             parts: a.inline,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    #[test]
+    fn base64_in_lines_with_stray_characters_decodes_to_the_bytes() {
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let lined: Vec<u8> = text
+            .as_bytes()
+            .chunks(76)
+            .collect::<Vec<_>>()
+            .join(&b"\r\n"[..]);
+        assert_eq!(super::decode_base64(&lined).unwrap(), bytes);
+        let mut stray = b" \t".to_vec();
+        stray.extend_from_slice(&lined);
+        stray.extend_from_slice(b"\n\n");
+        assert_eq!(super::decode_base64(&stray).unwrap(), bytes);
+        assert_eq!(super::decode_base64(text.as_bytes()).unwrap(), bytes);
+        assert!(super::decode_base64(b"QUJD\r\nR").is_err());
     }
 }
