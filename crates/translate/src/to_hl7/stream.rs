@@ -14,7 +14,8 @@
 //! 3. The compositions are mapped with the same code as the whole-Bundle path, resources
 //!    parsed into the model as the mapping asks for them ([`Store`]) — mostly ahead of it,
 //!    on a helper thread ([`super::ahead`]) — and each composition's XML is made on a
-//!    third thread as soon as the composition is mapped. The XML goes to memory, since the
+//!    third thread as soon as the composition is mapped (a record under two megabytes is
+//!    all done on one thread: see [`THREADS_FROM`]). The XML goes to memory, since the
 //!    folder's header (written before the compositions) holds the earliest composition
 //!    time, and a problem's links to statements not (yet) written must be pruned. Links to statements already written
 //!    are kept as they are; a `LinkSet` with links still open is held back typed (it is
@@ -106,41 +107,15 @@ pub fn bundle_to_writer<W: Write>(
     drop(shell);
     let (mut ctx, parties) = prepare(store, prescan, &header, options)?;
 
-    // Mapping here, writing the compositions' text on a second thread,
-    // and parsing the resources ahead of the mapping on a third.
-    let texts = ctx.store.texts();
-    let ahead = Ahead::new();
-    ahead.plan(
-        (0..texts.len())
-            .filter(|&p| ctx.store.resource_type(p).is_some_and(|t| !Store::keeps(t)))
-            .collect(),
-    );
-    let mut writer = std::thread::scope(|scope| {
-        let helper = ahead.clone();
-        let texts = &texts;
-        scope.spawn(move || helper.run(texts));
-        let stop = StopOnDrop(ahead.clone());
-        ctx.store.attach(Some(ahead.clone()));
-        let (tx, rx) = mpsc::sync_channel::<CompositionComponent>(WRITE_AHEAD);
-        let writing = scope.spawn(move || {
-            let mut writer = CompositionWriter::default();
-            for c in rx {
-                writer.add(c);
-            }
-            writer
-        });
-        map_compositions(&mut ctx, &mut |_, c| {
-            // The writer stops only if it panicked, which `join` reports.
-            let _ = tx.send(c);
-        });
-        drop(tx);
-        ctx.store.attach(None);
-        drop(stop);
-        writing.join()
-    })
-    .map_err(|_| {
-        TranslateError::Invalid("writing the compositions failed unexpectedly".to_owned())
-    })?;
+    let mut writer = if input.len() < THREADS_FROM {
+        // A small record: starting threads and handing work between them costs more than
+        // it saves.
+        let mut writer = CompositionWriter::default();
+        map_compositions(&mut ctx, &mut |_, c| writer.add(c));
+        writer
+    } else {
+        map_on_threads(&mut ctx)?
+    };
     for (kind, n) in std::mem::take(&mut writer.counts.output) {
         *ctx.report.output.entry(kind).or_default() += n;
     }
@@ -193,7 +168,11 @@ type Read = (Facts, Option<Resource>);
 /// a kind kept parsed, read on as many threads as there are cores (at most four); `None`
 /// when a resource is not one the quick reading is sure of.
 fn read_facts(entries: &[SplitEntry<'_>]) -> Option<Vec<Option<Read>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let threads = if entries.len() < 4096 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+    };
     let chunk = entries.len().div_ceil(threads).max(1);
     let read_part = |part: &[SplitEntry<'_>]| -> Option<Vec<Option<Read>>> {
         let mut modelled = Modelled::default();
@@ -228,6 +207,47 @@ fn read_one(json: &str, modelled: &mut Modelled) -> Option<Read> {
     let resource = serde_json::from_str::<Resource>(json).ok()?;
     Some((Facts::of(&resource), Some(resource)))
 }
+
+/// Mapping here, writing the compositions' text on a second thread, and parsing the
+/// resources ahead of the mapping on a third.
+fn map_on_threads(ctx: &mut Ctx<'_>) -> Result<CompositionWriter, TranslateError> {
+    let texts = ctx.store.texts();
+    let ahead = Ahead::new();
+    ahead.plan(
+        (0..texts.len())
+            .filter(|&p| ctx.store.resource_type(p).is_some_and(|t| !Store::keeps(t)))
+            .collect(),
+    );
+    std::thread::scope(|scope| {
+        let helper = ahead.clone();
+        let texts = &texts;
+        scope.spawn(move || helper.run(texts));
+        let stop = StopOnDrop(ahead.clone());
+        ctx.store.attach(Some(ahead.clone()));
+        let (tx, rx) = mpsc::sync_channel::<CompositionComponent>(WRITE_AHEAD);
+        let writing = scope.spawn(move || {
+            let mut writer = CompositionWriter::default();
+            for c in rx {
+                writer.add(c);
+            }
+            writer
+        });
+        map_compositions(ctx, &mut |_, c| {
+            // The writer stops only if it panicked, which `join` reports.
+            let _ = tx.send(c);
+        });
+        drop(tx);
+        ctx.store.attach(None);
+        drop(stop);
+        writing.join()
+    })
+    .map_err(|_| TranslateError::Invalid("writing the compositions failed unexpectedly".to_owned()))
+}
+
+/// Records smaller than this (bytes of JSON) are translated on one thread. The corpus
+/// bundles (0.25–1.3 MB) and most real records are below it; the tests' synthetic bundles
+/// of 3 and 12 MB above.
+const THREADS_FROM: usize = 2_000_000;
 
 /// How many compositions may wait to be written while the next are mapped.
 const WRITE_AHEAD: usize = 32;
