@@ -1,4 +1,4 @@
-//! The driver: runs the [`requester`](crate::requester) and [`sender`](crate::sender)
+//! The driver: runs the [`crate::requester`] and [`crate::sender`]
 //! machines for one practice, over its MHS, against its clinical system.
 //!
 //! # How a step is made safe
