@@ -55,12 +55,7 @@ pub struct Args {
 
 /// Runs the demo.
 pub fn run(args: Args) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LLOYD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
+    super::log_warnings();
     if args.practices < 2 {
         eprintln!(
             "lloyd demo: --practices must be at least 2 (a patient moves from one to another)"
@@ -75,15 +70,9 @@ pub fn run(args: Args) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime("demo") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("lloyd demo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(demo(args)) {
         Ok(true) => ExitCode::SUCCESS,

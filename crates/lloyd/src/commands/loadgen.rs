@@ -75,12 +75,7 @@ pub struct Args {
 
 /// Runs the load generator.
 pub fn run(args: Args) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LLOYD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
+    super::log_warnings();
     let scenario = match Scenario::from_args(&args) {
         Ok(s) => s,
         Err(e) => {
@@ -88,15 +83,9 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime("loadgen") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("lloyd loadgen: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let (data, temporary) = match &args.data {
         Some(d) => (d.clone(), false),

@@ -9,3 +9,25 @@ pub mod serve;
 pub mod transfer;
 pub mod translate;
 pub mod validate;
+
+/// Logs go to stderr, warnings and worse unless `LLOYD_LOG` (a tracing filter) asks for more.
+pub fn log_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LLOYD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// The async runtime a command runs on; if it cannot start, says so as `lloyd <command>`
+/// and gives the exit code to return.
+pub fn runtime(command: &str) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("lloyd {command}: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        })
+}

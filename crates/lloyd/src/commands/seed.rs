@@ -94,15 +94,9 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("lloyd seed: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime("seed") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("lloyd seed: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(seed(&args)) {
         Ok(summary) => {

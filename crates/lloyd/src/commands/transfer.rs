@@ -36,15 +36,9 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("lloyd transfer: --to {}: {e}", args.to);
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime("transfer") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("lloyd transfer: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(follow(args)) {
         Ok(true) => ExitCode::SUCCESS,
