@@ -96,22 +96,18 @@ impl Clinical for PracticeSystem {
             .strip_prefix("DocumentReference/")
             .unwrap_or(&document.source);
         // A seeded patient's attachments are made from the record's plan (the read audited
-        // there); others were stored with the record (`lloyd demo`). Every read is for
-        // `conversation_id`, which the record read before it named in the audit trail.
+        // there); a patient without a plan had them stored with the record (`lloyd demo`).
+        // Every read is for `conversation_id`, which the record read before it named in the
+        // audit trail.
         let _ = conversation_id;
-        let seeded = self
+        match self
             .practice
-            .record_plan(nhs_number)
+            .read_document(nhs_number, id, GP2GP_USER)
             .await
-            .map_err(|e| e.to_string())?
-            .is_some();
-        if seeded {
-            let read = self
-                .practice
-                .read_document(nhs_number, id, GP2GP_USER)
-                .await
-                .map_err(|e| e.to_string())?;
-            return Ok(read.bytes);
+        {
+            Ok(read) => return Ok(read.bytes),
+            Err(practice::PracticeError::UnknownDocument { .. }) => {}
+            Err(e) => return Err(e.to_string()),
         }
         let key = record_document_key(self.practice.ods(), nhs_number, id, document.content_index);
         self.payloads.get(&key).await.map_err(|e| e.to_string())
