@@ -1,7 +1,11 @@
 //! Working with a Bundle: iterating its resources, following references,
 //! checking and cleaning it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// The indexes' maps: hashed with foldhash, which is several times quicker than SipHash on
+/// these short keys and seeded per process as SipHash is.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::check::{Checker, Issue, IssueKind};
 use crate::datatypes::{Reference, split_reference};
@@ -133,8 +137,8 @@ impl<'a> BundleIndex<'a> {
     fn new(bundle: &'a Bundle) -> BundleIndex<'a> {
         let mut index = BundleIndex {
             bundle,
-            by_type_id: HashMap::with_capacity(bundle.entry.len()),
-            by_full_url: HashMap::new(),
+            by_type_id: HashMap::with_capacity_and_hasher(bundle.entry.len(), Default::default()),
+            by_full_url: HashMap::default(),
             duplicates: BTreeMap::new(),
         };
         for (i, entry) in bundle.entry.iter().enumerate() {

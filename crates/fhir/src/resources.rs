@@ -1649,9 +1649,16 @@ resources! {
 impl Resource {
     /// `Type/id`, or just `Type` when the resource has no id.
     pub fn label(&self) -> String {
+        let ty = self.resource_type();
         match self.id() {
-            Some(id) => format!("{}/{id}", self.resource_type()),
-            None => self.resource_type().to_owned(),
+            Some(id) => {
+                let mut label = String::with_capacity(ty.len() + 1 + id.len());
+                label.push_str(ty);
+                label.push('/');
+                label.push_str(id);
+                label
+            }
+            None => ty.to_owned(),
         }
     }
 

@@ -21,8 +21,9 @@
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use translate::synthetic::synthetic_extract_xml;
@@ -31,34 +32,62 @@ use translate::to_hl7::{ToHl7Options, bundle_to_extract, bundle_to_writer};
 
 struct Counting;
 
-static NOW: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+static NOW: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    /// Bytes allocated (or freed, when negative) on this thread and not yet added to
+    /// `NOW`.
+    static PENDING: Cell<isize> = const { Cell::new(0) };
+}
+
+/// How far a thread's count may run ahead of `NOW`. Adding every allocation to one shared
+/// counter made the threads of the streaming paths fight over it (an eighth of the CPU
+/// time of FHIR → HL7 went on it, which `lloyd` itself never spends); so each thread
+/// gathers its changes and adds them in steps of this size. The peak is then short by at
+/// most this much per thread: 256 KB, against peaks of hundreds of megabytes.
+const STEP: isize = 256 * 1024;
+
+/// Counts `delta` bytes more (or fewer) held.
+fn note(delta: isize) {
+    let due = PENDING
+        .try_with(|p| {
+            let v = p.get() + delta;
+            if v.abs() < STEP {
+                p.set(v);
+                0
+            } else {
+                p.set(0);
+                v
+            }
+        })
+        .unwrap_or(delta);
+    if due > 0 {
+        let now = NOW.fetch_add(due, Ordering::Relaxed) + due;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    } else if due < 0 {
+        NOW.fetch_add(due, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { mimalloc::MiMalloc.alloc(layout) };
         if !p.is_null() {
-            let now = NOW.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
+            note(layout.size() as isize);
         }
         p
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         unsafe { mimalloc::MiMalloc.dealloc(p, layout) };
-        NOW.fetch_sub(layout.size(), Ordering::Relaxed);
+        note(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let q = unsafe { mimalloc::MiMalloc.realloc(p, layout, new_size) };
         if !q.is_null() {
-            if new_size >= layout.size() {
-                let grow = new_size - layout.size();
-                let now = NOW.fetch_add(grow, Ordering::Relaxed) + grow;
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                NOW.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
+            note(new_size as isize - layout.size() as isize);
         }
         q
     }
@@ -135,7 +164,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     out.flush()?;
     let wall = t.elapsed().as_secs_f64();
     let cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
-    let peak = PEAK.load(Ordering::Relaxed);
+    let peak = PEAK.load(Ordering::Relaxed).max(0) as usize;
     let n = input.len() as f64;
     println!(
         "{direction}{}: input {} bytes; {wall:.2} s wall ({:.1} MB/s), {} CPU; peak held {:.0} MB = {:.2}× the input; peak RSS {:.0} MB = {:.2}×; {} degrades, {} unmapped",

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+mod hash;
 mod sink;
 pub mod synthetic;
 pub mod to_fhir;
@@ -172,17 +173,27 @@ pub struct DocumentFile {
 impl Report {
     /// Counts one item read.
     pub fn read(&mut self, kind: &str) {
-        *self.input.entry(kind.to_string()).or_default() += 1;
+        count(&mut self.input, kind);
     }
 
     /// Counts one item written.
     pub fn wrote(&mut self, kind: &str) {
-        *self.output.entry(kind.to_string()).or_default() += 1;
+        count(&mut self.output, kind);
     }
 
     /// Whether the record went across with nothing degraded and nothing left behind.
     pub fn is_clean(&self) -> bool {
         self.degrades.is_empty() && self.unmapped.is_empty()
+    }
+}
+
+/// Adds one to `kind`'s count (the kind's name is copied only the first time).
+fn count(counts: &mut BTreeMap<String, usize>, kind: &str) {
+    match counts.get_mut(kind) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(kind.to_owned(), 1);
+        }
     }
 }
 

@@ -11,14 +11,17 @@ use std::io::Write;
 use to_fhir_support::corpus;
 use translate::TranslateError;
 use translate::synthetic::synthetic_extract_xml;
-use translate::to_fhir::{ToFhirOptions, extract_to_bundle, extract_to_writer};
+use translate::to_fhir::{
+    ToFhirOptions, WHOLE_BELOW, extract_to_bundle, extract_to_writer, extract_to_writer_streaming,
+};
 use translate::to_hl7::{ToHl7Options, bundle_to_extract, bundle_to_writer};
 
 /// A translation's bytes and report, or why there are none.
 type Outcome = Result<(Vec<u8>, translate::Report), TranslateError>;
 
 /// HL7 → FHIR both ways: the whole-record path (parse, translate, `fhir::to_vec`) and the
-/// streaming one.
+/// streaming one (streaming whatever the size: `extract_to_writer` takes small records
+/// whole).
 fn both_to_fhir(xml: &[u8], options: &ToFhirOptions) -> (Outcome, Outcome) {
     let whole = match hl7v3::Message::parse(xml) {
         Ok(msg) => extract_to_bundle(&msg, options)
@@ -26,7 +29,7 @@ fn both_to_fhir(xml: &[u8], options: &ToFhirOptions) -> (Outcome, Outcome) {
         Err(e) => Err(TranslateError::Read(e.to_string())),
     };
     let mut out = Vec::new();
-    let streamed = extract_to_writer(xml, &mut out, options).map(|report| (out, report));
+    let streamed = extract_to_writer_streaming(xml, &mut out, options).map(|report| (out, report));
     (whole, streamed)
 }
 
@@ -35,6 +38,13 @@ fn assert_same_to_fhir(name: &str, xml: &[u8], options: &ToFhirOptions) -> usize
     let (whole, streamed) = (whole.unwrap(), streamed.unwrap());
     assert_same_bytes(name, &whole.0, &streamed.0);
     assert_eq!(whole.1, streamed.1, "{name}: the reports differ");
+    if xml.len() < WHOLE_BELOW {
+        // What `lloyd translate` calls, which takes this record whole.
+        let mut out = Vec::new();
+        let report = extract_to_writer(xml, &mut out, options).unwrap();
+        assert_same_bytes(name, &whole.0, &out);
+        assert_eq!(whole.1, report, "{name}: the reports differ");
+    }
     whole.0.len()
 }
 

@@ -170,14 +170,14 @@ fn org_key(o: &hl7v3::ehr::Organization) -> String {
 
 impl Ctx<'_> {
     pub(super) fn agents<'x>(&mut self, agents: impl Iterator<Item = &'x Agent>) {
-        let mut orgs: std::collections::HashMap<String, String> = Default::default();
+        let mut orgs: crate::hash::HashMap<String, String> = Default::default();
         for agent in agents {
             self.report.read("Agent");
             self.agent_entry(agent, &mut orgs);
         }
     }
 
-    fn agent_entry(&mut self, agent: &Agent, orgs: &mut std::collections::HashMap<String, String>) {
+    fn agent_entry(&mut self, agent: &Agent, orgs: &mut crate::hash::HashMap<String, String>) {
         let hl7_id = agent.id.first();
         let Some(key) = hl7_id.and_then(ii_key) else {
             self.report.unmapped.push(Unmapped {

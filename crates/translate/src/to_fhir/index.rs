@@ -14,7 +14,7 @@
 //! compositions in document order, and within one its statements from a stack (the last
 //! top-level statement first, a compound statement's children after it).
 
-use std::collections::{HashMap, HashSet};
+use crate::hash::{HashMap, HashSet};
 use std::rc::Rc;
 
 use hl7v3::datatypes::CD;
@@ -134,7 +134,7 @@ pub(crate) struct Index {
 impl Index {
     /// Takes in one composition's top-level statements.
     pub fn add_composition<'n, N: StmtNode + 'n>(&mut self, top: impl Iterator<Item = &'n N>) {
-        let mut in_comp = HashSet::new();
+        let mut in_comp = HashSet::default();
         let mut here = Vec::new();
         let mut stack: Vec<&N> = top.collect();
         while let Some(s) = stack.pop() {

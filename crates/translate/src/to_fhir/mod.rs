@@ -38,7 +38,7 @@ mod results;
 mod stream;
 pub mod time;
 
-use std::collections::{HashMap, HashSet};
+use crate::hash::{HashMap, HashSet};
 
 use fhir::{Bundle, BundleEntry, Coding, Identifier, Meta, Patient, Reference, Resource, systems};
 use hl7v3::datatypes::{CD, II};
@@ -47,7 +47,7 @@ use hl7v3::ehr::{EhrComposition, EhrExtract, Participant};
 use crate::{Report, TranslateError, Unmapped};
 
 pub(crate) use index::Index;
-pub use stream::extract_to_writer;
+pub use stream::{WHOLE_BELOW, extract_to_writer, extract_to_writer_streaming};
 pub use time::TimeZone;
 
 /// What the caller decides for a translation (the crate reads no clock and invents no
@@ -283,14 +283,14 @@ impl<'a> Ctx<'a> {
             report: Report::default(),
             entries: Vec::new(),
             taken: 0,
-            used: HashSet::new(),
+            used: HashSet::default(),
             patient_ref: String::new(),
             index,
-            agents: HashMap::new(),
-            produced: HashMap::new(),
+            agents: HashMap::default(),
+            produced: HashMap::default(),
             linksets: Vec::new(),
-            medications: HashMap::new(),
-            locations: HashSet::new(),
+            medications: HashMap::default(),
+            locations: HashSet::default(),
             source_org: None,
             extract_time,
         }

@@ -38,8 +38,11 @@ use super::{Ctx, Index, ToFhirOptions, bundle_id, bundle_shell, extract_to_bundl
 use crate::sink::Sink;
 use crate::{Report, TranslateError};
 
-/// How many compositions may be read ahead of the one being mapped.
-const READ_AHEAD: usize = 16;
+/// How many batches of compositions may be read ahead of the one being mapped.
+const READ_AHEAD: usize = 2;
+
+/// How many compositions are handed over at once.
+const READ_BATCH: usize = 8;
 
 /// Translates an EhrExtract message (`RCMR_IN030000UK06` / `UK07`, as bytes) into a GP
 /// Connect structured Bundle written to `out` as compact JSON, a composition at a time.
@@ -47,7 +50,30 @@ const READ_AHEAD: usize = 16;
 /// Writes exactly what [`extract_to_bundle`] followed by `fhir::to_vec` would, and returns
 /// the same [`Report`]; memory holds the input and a small index rather than both models.
 /// On an error nothing more is written, and what was written is incomplete.
+///
+/// A record under [`WHOLE_BELOW`] bytes (most real records, and every one of the
+/// corpus) goes through the whole-record functions instead: streaming pays a fixed cost
+/// per record (the scan before the compositions are read, a reader thread, buffers) that
+/// only a large record repays, and a small record's models are small.
+/// [`extract_to_writer_streaming`] streams whatever the size.
 pub fn extract_to_writer<W: Write>(
+    input: &[u8],
+    out: W,
+    options: &ToFhirOptions,
+) -> Result<Report, TranslateError> {
+    if input.len() < WHOLE_BELOW {
+        return whole(input, out, options, &Limits::default());
+    }
+    extract_to_writer_streaming(input, out, options)
+}
+
+/// Records smaller than this (bytes of XML) are translated whole by [`extract_to_writer`]:
+/// their models take up to fifteen times the input, 15 MB at most.
+pub const WHOLE_BELOW: usize = 1_000_000;
+
+/// [`extract_to_writer`] streaming whatever the size of the record: the same bytes and
+/// report, memory bounded by a small multiple of the input even for a small record.
+pub fn extract_to_writer_streaming<W: Write>(
     input: &[u8],
     out: W,
     options: &ToFhirOptions,
@@ -91,17 +117,32 @@ pub fn extract_to_writer<W: Write>(
     let spans = scanned.compositions;
     std::thread::scope(|scope| -> Result<(), TranslateError> {
         let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
+        // Compositions go over in batches: waking the mapping for each one cost more than
+        // it saved.
         let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(READ_BATCH);
             for span in spans {
                 let comp = read_composition(&input[span], &limits);
                 let failed = comp.is_err();
-                if tx.send(comp).is_err() || failed {
-                    break;
+                batch.push(comp);
+                if (batch.len() == READ_BATCH || failed)
+                    && tx
+                        .send(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(READ_BATCH),
+                        ))
+                        .is_err()
+                    || failed
+                {
+                    return;
                 }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
             }
         });
         let mut result = Ok(());
-        for (i, comp) in rx.iter().enumerate() {
+        for (i, comp) in rx.iter().flatten().enumerate() {
             let comp = match comp {
                 Ok(c) => c,
                 Err(e) => {

@@ -15,7 +15,9 @@
 //! dropped. Resources the mapping is done with are handed back to be freed here too
 //! ([`Ahead::discard`]), so that the mapping's thread does not spend its time freeing them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::hash::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use fhir::Resource;

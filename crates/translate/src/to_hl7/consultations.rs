@@ -358,35 +358,35 @@ pub(crate) fn map_non_consultation<'a>(
     emit: &mut dyn FnMut(&mut Ctx<'a>, CompositionComponent),
 ) {
     // What is left to map, for a helper parsing ahead.
+    let mut label = String::new();
     ctx.store.plan_ahead(|| {
         ctx.store
             .positions()
             .into_iter()
             .filter(|&p| {
                 ctx.store.resource_type(p).is_some_and(is_statement_type)
-                    && ctx
-                        .store
-                        .label(p)
-                        .is_some_and(|l| !ctx.consumed.contains(&l))
+                    && ctx.store.label_into(p, &mut label)
+                    && !ctx.consumed.contains(label.as_str())
             })
             .collect()
     });
     for pos in ctx.store.positions() {
-        let (Some(ty), Some(label)) = (ctx.store.resource_type(pos), ctx.store.label(pos)) else {
+        let Some(ty) = ctx.store.resource_type(pos) else {
             continue;
         };
+        ctx.store.label_into(pos, &mut label);
         if !is_statement_type(ty) {
             if !is_structural_type(ty) {
                 let ty = ty.to_owned();
                 ctx.unmapped(
-                    label,
+                    label.clone(),
                     &ty,
                     "this resource type has no place in a GP2GP EhrExtract",
                 );
             }
             continue;
         }
-        if ctx.consumed.contains(&label) {
+        if ctx.consumed.contains(label.as_str()) {
             continue;
         }
         let Some(r) = ctx.store.get(pos) else {

@@ -4,7 +4,7 @@
 //! A test group is a `BATTERY` of its results; a single result is a `CLUSTER` of its
 //! `ObservationStatement` and its comments.
 
-use std::collections::HashSet;
+use crate::hash::HashSet;
 
 use fhir::{DiagnosticReport, Observation, Specimen};
 use hl7v3::datatypes::{II, IVL_TS};

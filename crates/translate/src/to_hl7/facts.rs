@@ -10,7 +10,7 @@
 //! Nothing is validated beyond the members read: the resource is still parsed in full
 //! before the translation is trusted (see `to_hl7::stream`).
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 
 use fhir::Resource;
 use serde::Deserialize;

@@ -48,7 +48,7 @@ mod requests;
 mod store;
 mod stream;
 
-use std::collections::{HashMap, HashSet};
+use crate::hash::{HashMap, HashSet};
 
 use fhir::{Bundle, Patient, Resource};
 use hl7v3::datatypes::{CD, II};
@@ -132,7 +132,7 @@ pub fn bundle_to_extract(
     let mut compositions = Vec::new();
     map_compositions(&mut ctx, &mut |_, c| compositions.push(c));
     problems::prune_links(&mut ctx, &mut compositions);
-    let mut ids = HashSet::new();
+    let mut ids = HashSet::default();
     for c in &compositions {
         collect_composition_ids(c, &mut ids);
     }
@@ -284,7 +284,9 @@ impl Earliest {
         else {
             return;
         };
-        let date = |s: &str| s.get(..8).unwrap_or(s).to_owned();
+        fn date(s: &str) -> &str {
+            s.get(..8).unwrap_or(s)
+        }
         if self.0.as_deref().is_none_or(|e| date(t) < date(e)) {
             self.0 = Some(t.to_string());
         }
@@ -507,12 +509,15 @@ pub(crate) fn count_composition(c: &CompositionComponent, report: &mut Report) {
         .iter()
         .filter_map(|sc| sc.statement.as_ref())
         .collect();
+    let mut key = String::new();
     while let Some(s) = stack.pop() {
         report.wrote(s.element_name());
         match s {
             Statement::CompoundStatement(c) => {
-                let class = c.class_code.as_deref().unwrap_or("");
-                report.wrote(&format!("CompoundStatement:{class}"));
+                key.clear();
+                key.push_str("CompoundStatement:");
+                key.push_str(c.class_code.as_deref().unwrap_or(""));
+                report.wrote(&key);
                 stack.extend(c.component.iter().filter_map(|sc| sc.statement.as_ref()));
             }
             Statement::MedicationStatement(m) => {
@@ -575,23 +580,28 @@ impl<'a> Ctx<'a> {
             report: Report::default(),
             confidential,
             directory: hl7v3::ehr::AgentDirectory::default(),
-            agent_ids: HashMap::new(),
+            agent_ids: HashMap::default(),
             default_agent: String::new(),
-            consumed: HashSet::new(),
+            consumed: HashSet::default(),
         }
     }
 
     /// A UUID (upper case, as GP2GP writes them) derived from `key`.
     pub fn id(&self, key: &str) -> String {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
         Uuid::new_v5(&self.ns, key.as_bytes())
             .as_hyphenated()
-            .to_string()
-            .to_ascii_uppercase()
+            .encode_upper(&mut text)
+            .to_owned()
     }
 
     /// The id of the statement a resource becomes: `res_id("Observation", "1")`.
     pub fn res_id(&self, ty: &str, id: &str) -> String {
-        self.id(&format!("{ty}/{id}"))
+        let mut key = String::with_capacity(ty.len() + 1 + id.len());
+        key.push_str(ty);
+        key.push('/');
+        key.push_str(id);
+        self.id(&key)
     }
 
     /// Marks a resource as mapped; false when it already was.
@@ -719,16 +729,17 @@ pub(crate) fn check_carried(ctx: &mut Ctx<'_>, ids: &HashSet<String>) {
         .iter()
         .map(|u| u.source.clone())
         .collect();
+    let mut label = String::new();
     for pos in ctx.store.positions() {
-        let (Some(ty), Some(label)) = (ctx.store.resource_type(pos), ctx.store.label(pos)) else {
+        let Some(ty) = ctx.store.resource_type(pos) else {
             continue;
         };
-        let ty = ty.to_owned();
-        if !is_statement_type(&ty) {
-            if ty == "Specimen" && !ctx.consumed.contains(&label) {
+        ctx.store.label_into(pos, &mut label);
+        if !is_statement_type(ty) {
+            if ty == "Specimen" && !ctx.consumed.contains(label.as_str()) {
                 let id = ctx.store.id(pos).unwrap_or("").to_owned();
                 ctx.unmapped(
-                    label,
+                    label.clone(),
                     "Specimen",
                     format!(
                         "the specimen {id} belongs to no DiagnosticReport, and GP2GP carries specimens only inside a report"
@@ -737,15 +748,17 @@ pub(crate) fn check_carried(ctx: &mut Ctx<'_>, ids: &HashSet<String>) {
             }
             continue;
         }
-        let Some(id) = ctx.store.id(pos).map(str::to_owned) else {
-            ctx.unmapped(label, &ty, "the resource has no id");
+        let Some(id) = ctx.store.id(pos) else {
+            let ty = ty.to_owned();
+            ctx.unmapped(label.clone(), &ty, "the resource has no id");
             continue;
         };
-        let carried = ids.contains(&ctx.res_id(&ty, &id))
-            || (ty == "MedicationStatement" && ctx.consumed.contains(&label));
-        if !carried && !reported.contains(&label) {
+        let carried = ids.contains(&ctx.res_id(ty, id))
+            || (ty == "MedicationStatement" && ctx.consumed.contains(label.as_str()));
+        if !carried && !reported.contains(label.as_str()) {
+            let ty = ty.to_owned();
             ctx.unmapped(
-                label,
+                label.clone(),
                 &ty,
                 "the resource was not carried by any statement of the extract",
             );

@@ -13,7 +13,7 @@
 //! Only references and ids are kept, so that the streaming translation need not hold the
 //! resources themselves.
 
-use std::collections::{HashMap, HashSet};
+use crate::hash::{HashMap, HashSet};
 
 use fhir::{Observation, Reference};
 
@@ -119,14 +119,14 @@ impl Prescan {
                 .filter(|&p| store.resource_type(p).is_some())
         };
         let label = |r: &str| resolve(r).and_then(|p| store.label(p));
-        let mut consultations = HashMap::new();
+        let mut consultations = HashMap::default();
         for (pos, encounter) in &self.consultation_lists {
             if let Some(l) = label(encounter) {
                 consultations.entry(l).or_insert(*pos);
             }
         }
         let derived_from = |refs: &[String]| refs.iter().find_map(|r| label(r));
-        let mut comments: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut comments: HashMap<String, Vec<usize>> = HashMap::default();
         for (pos, refs) in &self.comments {
             if let Some(t) = derived_from(refs) {
                 comments.entry(t).or_default().push(*pos);
@@ -144,8 +144,8 @@ impl Prescan {
                 .map(|m| format!("Observation/{}", store.id(m).unwrap_or("")))
                 .collect()
         };
-        let mut claimed: HashSet<String> = HashSet::new();
-        let mut result_ids: HashSet<String> = HashSet::new();
+        let mut claimed: HashSet<String> = HashSet::default();
+        let mut result_ids: HashSet<String> = HashSet::default();
         for refs in &self.reports {
             for r in refs {
                 let Some(pos) = resolve(r) else {

@@ -3,7 +3,7 @@
 //! each statement linked to it. When no observation names the problem, an
 //! `ObservationStatement` carrying the problem's own code is written beside the LinkSet.
 
-use std::collections::HashSet;
+use crate::hash::HashSet;
 
 use fhir::{Condition, Reference, Resource, systems::extension};
 use hl7v3::datatypes::CR;
@@ -77,7 +77,7 @@ pub(crate) fn map_condition(ctx: &mut Ctx<'_>, c: &Condition) -> Vec<Statement> 
 
     // The linked statements.
     let mut links = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     for e in c
         .extension
         .iter()
@@ -181,7 +181,7 @@ fn link_target(ctx: &Ctx<'_>, r: &Reference) -> Result<String, String> {
 /// mapped), with a report line for each: a LinkSet must only point at statements in the
 /// extract.
 pub(crate) fn prune_links(ctx: &mut Ctx<'_>, compositions: &mut [CompositionComponent]) {
-    let mut ids = HashSet::new();
+    let mut ids = HashSet::default();
     for c in compositions.iter() {
         if let Some(comp) = &c.ehr_composition {
             for sc in &comp.component {

@@ -16,7 +16,9 @@
 //! resource, and knowing its position, which is its identity.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::hash::HashMap;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -286,11 +288,23 @@ impl<'a> Store<'a> {
     /// `Type/id` of the resource at `pos` (just `Type` without an id), as
     /// [`Resource::label`] gives it.
     pub fn label(&self, pos: usize) -> Option<String> {
-        let ty = self.resource_type(pos)?;
-        Some(match self.id(pos) {
-            Some(id) => format!("{ty}/{id}"),
-            None => ty.to_owned(),
-        })
+        let mut label = String::new();
+        self.label_into(pos, &mut label).then_some(label)
+    }
+
+    /// [`Store::label`] into `label` (cleared first), for loops over every entry; false
+    /// (and `label` empty) for an entry without a resource.
+    pub fn label_into(&self, pos: usize, label: &mut String) -> bool {
+        label.clear();
+        let Some(ty) = self.resource_type(pos) else {
+            return false;
+        };
+        label.push_str(ty);
+        if let Some(id) = self.id(pos) {
+            label.push('/');
+            label.push_str(id);
+        }
+        true
     }
 
     /// The positions of the resources of type `T`, in Bundle order.

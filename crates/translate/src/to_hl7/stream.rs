@@ -27,7 +27,7 @@
 //! not take as it is (an entry that is not an object, a member twice) goes to the
 //! whole-Bundle path, which reads it, or says what is wrong with it.
 
-use std::collections::{HashMap, HashSet};
+use crate::hash::{HashMap, HashSet};
 use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, mpsc};
@@ -72,7 +72,7 @@ pub fn bundle_to_writer<W: Write>(
     };
     let mut prescan = Prescan::default();
     let mut index = EntryIndex::new();
-    let mut kept = HashMap::new();
+    let mut kept = HashMap::default();
     let mut entries = Vec::with_capacity(split.entries.len());
     let shell = split.shell;
     for (pos, (entry, read)) in split.entries.into_iter().zip(all_facts).enumerate() {
@@ -224,18 +224,32 @@ fn map_on_threads(ctx: &mut Ctx<'_>) -> Result<CompositionWriter, TranslateError
         scope.spawn(move || helper.run(texts));
         let stop = StopOnDrop(ahead.clone());
         ctx.store.attach(Some(ahead.clone()));
-        let (tx, rx) = mpsc::sync_channel::<CompositionComponent>(WRITE_AHEAD);
+        let (tx, rx) = mpsc::sync_channel::<Vec<CompositionComponent>>(WRITE_AHEAD);
         let writing = scope.spawn(move || {
             let mut writer = CompositionWriter::default();
-            for c in rx {
-                writer.add(c);
+            for batch in rx {
+                for c in batch {
+                    writer.add(c);
+                }
             }
             writer
         });
+        // Compositions go over in batches: waking the writer for each one cost the mapping
+        // more than it saved.
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
         map_compositions(ctx, &mut |_, c| {
-            // The writer stops only if it panicked, which `join` reports.
-            let _ = tx.send(c);
+            batch.push(c);
+            if batch.len() == WRITE_BATCH {
+                // The writer stops only if it panicked, which `join` reports.
+                let _ = tx.send(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(WRITE_BATCH),
+                ));
+            }
         });
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
         drop(tx);
         ctx.store.attach(None);
         drop(stop);
@@ -249,8 +263,11 @@ fn map_on_threads(ctx: &mut Ctx<'_>) -> Result<CompositionWriter, TranslateError
 /// of 3 and 12 MB above.
 const THREADS_FROM: usize = 2_000_000;
 
-/// How many compositions may wait to be written while the next are mapped.
-const WRITE_AHEAD: usize = 32;
+/// How many batches of compositions may wait to be written while the next are mapped.
+const WRITE_AHEAD: usize = 4;
+
+/// How many compositions are handed to the writer at once.
+const WRITE_BATCH: usize = 16;
 
 /// Stands where the compositions go in the message written without them.
 const MARKER: &str = "lloyd-compositions";
@@ -489,7 +506,7 @@ impl<'de> Visitor<'de> for TopVisitor {
             members: Vec::new(),
             entries: None,
         };
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         while let Some(key) = map.next_key::<String>()? {
             if !seen.insert(key.clone()) {
                 return Err(de::Error::custom("a member appears twice"));
