@@ -588,20 +588,12 @@ impl<'a> Ctx<'a> {
 
     /// A UUID (upper case, as GP2GP writes them) derived from `key`.
     pub fn id(&self, key: &str) -> String {
-        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        Uuid::new_v5(&self.ns, key.as_bytes())
-            .as_hyphenated()
-            .encode_upper(&mut text)
-            .to_owned()
+        derived_id(self.ns, key)
     }
 
     /// The id of the statement a resource becomes: `res_id("Observation", "1")`.
     pub fn res_id(&self, ty: &str, id: &str) -> String {
-        let mut key = String::with_capacity(ty.len() + 1 + id.len());
-        key.push_str(ty);
-        key.push('/');
-        key.push_str(id);
-        self.id(&key)
+        derived_res_id(self.ns, ty, id)
     }
 
     /// Marks a resource as mapped; false when it already was.
@@ -648,6 +640,24 @@ impl<'a> Ctx<'a> {
             reason: reason.into(),
         });
     }
+}
+
+/// [`Ctx::id`] in the namespace `ns`.
+fn derived_id(ns: Uuid, key: &str) -> String {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    Uuid::new_v5(&ns, key.as_bytes())
+        .as_hyphenated()
+        .encode_upper(&mut text)
+        .to_owned()
+}
+
+/// [`Ctx::res_id`] in the namespace `ns`.
+fn derived_res_id(ns: Uuid, ty: &str, id: &str) -> String {
+    let mut key = String::with_capacity(ty.len() + 1 + id.len());
+    key.push_str(ty);
+    key.push('/');
+    key.push_str(id);
+    derived_id(ns, &key)
 }
 
 fn is_nopat(meta: Option<&fhir::Meta>) -> bool {
@@ -729,6 +739,7 @@ pub(crate) fn check_carried(ctx: &mut Ctx<'_>, ids: &HashSet<String>) {
         .iter()
         .map(|u| u.source.clone())
         .collect();
+    let carried = carried_positions(ctx, ids);
     let mut label = String::new();
     for pos in ctx.store.positions() {
         let Some(ty) = ctx.store.resource_type(pos) else {
@@ -748,12 +759,12 @@ pub(crate) fn check_carried(ctx: &mut Ctx<'_>, ids: &HashSet<String>) {
             }
             continue;
         }
-        let Some(id) = ctx.store.id(pos) else {
+        if ctx.store.id(pos).is_none() {
             let ty = ty.to_owned();
             ctx.unmapped(label.clone(), &ty, "the resource has no id");
             continue;
-        };
-        let carried = ids.contains(&ctx.res_id(ty, id))
+        }
+        let carried = carried.get(pos).copied().unwrap_or(false)
             || (ty == "MedicationStatement" && ctx.consumed.contains(label.as_str()));
         if !carried && !reported.contains(label.as_str()) {
             let ty = ty.to_owned();
@@ -764,4 +775,51 @@ pub(crate) fn check_carried(ctx: &mut Ctx<'_>, ids: &HashSet<String>) {
             );
         }
     }
+}
+
+/// Which entries' resources became a statement written (`ids`), by position: a statement
+/// resource's id is derived from its `Type/id` (a SHA-1 each), on every core for a large
+/// record.
+fn carried_positions(ctx: &Ctx<'_>, ids: &HashSet<String>) -> Vec<bool> {
+    let work: Vec<(usize, &str, &str)> = ctx
+        .store
+        .positions()
+        .into_iter()
+        .filter_map(|p| {
+            let ty = ctx
+                .store
+                .resource_type(p)
+                .filter(|t| is_statement_type(t))?;
+            Some((p, ty, ctx.store.id(p)?))
+        })
+        .collect();
+    let threads = if work.len() < 4096 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+    };
+    let ns = ctx.ns;
+    let check = move |part: &[(usize, &str, &str)]| -> Vec<usize> {
+        part.iter()
+            .filter(|(_, ty, id)| ids.contains(&derived_res_id(ns, ty, id)))
+            .map(|w| w.0)
+            .collect()
+    };
+    let found: Vec<Vec<usize>> = std::thread::scope(|scope| {
+        let mut parts = work.chunks(work.len().div_ceil(threads).max(1));
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts.map(|part| scope.spawn(move || check(part))).collect();
+        let mut found = vec![check(first)];
+        for h in others {
+            found.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        found
+    });
+    let mut carried = vec![false; ctx.store.len()];
+    for pos in found.into_iter().flatten() {
+        if let Some(c) = carried.get_mut(pos) {
+            *c = true;
+        }
+    }
+    carried
 }
