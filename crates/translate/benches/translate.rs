@@ -3,7 +3,8 @@
 //! or FHIR JSON) into the model and translating it; writing the output is measured apart.
 //! On the corpus, the streaming translations (`extract_to_writer`, `bundle_to_writer`:
 //! read, translate and write, as `lloyd translate` does) are measured beside the
-//! whole-record functions followed by writing the output.
+//! whole-record functions followed by writing the output. (`extract_to_writer` takes
+//! records under 1 MB, every corpus extract among them, through the whole-record path.)
 //!
 //! `cargo bench -p translate --bench translate` (set `TRANSLATE_BENCH_MB` to change the
 //! size of the synthetic record; 0 skips it).

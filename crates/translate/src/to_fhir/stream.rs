@@ -10,10 +10,14 @@
 //!    practice), the agent directory, and per composition the statements' ids and kinds,
 //!    the `LinkSet`s and the medication supplies — into the [`Index`], and notes where each
 //!    `ehrComposition` lies in the input.
-//! 2. The compositions are then read one at a time (on a second thread, while the one
-//!    before is being mapped), mapped with the same code as the whole-record path, and
+//! 2. The compositions are then read one at a time (on a second thread, a few ahead of
+//!    the one being mapped), mapped with the same code as the whole-record path, and
 //!    their entries written out as JSON at once. The Conditions, which need every
 //!    statement to have been mapped, come last.
+//!
+//! A record under [`WHOLE_BELOW`] goes through the whole-record path instead
+//! ([`extract_to_writer`]; [`extract_to_writer_streaming`] always streams): for a small
+//! record the scan and the reader thread cost more than they save.
 //!
 //! So memory holds the input, the index (ids and references, a few per cent of the
 //! input), one or two compositions and a block of output. The output is byte for byte
@@ -43,15 +47,6 @@ const READ_AHEAD: usize = 2;
 
 /// How many compositions are handed over at once.
 const READ_BATCH: usize = 8;
-
-/// How many batches of entries may wait to be made into JSON.
-const WRITE_AHEAD: usize = 4;
-
-/// How many entries (at least) are handed to the serializer at once.
-const ENTRY_BATCH: usize = 64;
-
-/// How much JSON the serializer gathers before handing it back.
-const TEXT_BLOCK: usize = 256 * 1024;
 
 /// Translates an EhrExtract message (`RCMR_IN030000UK06` / `UK07`, as bytes) into a GP
 /// Connect structured Bundle written to `out` as compact JSON, a composition at a time.
@@ -124,7 +119,7 @@ pub fn extract_to_writer_streaming<W: Write>(
     entries.write(&mut sink, ctx.take_entries())?;
 
     let spans = scanned.compositions;
-    let any = std::thread::scope(|scope| -> Result<bool, TranslateError> {
+    std::thread::scope(|scope| -> Result<(), TranslateError> {
         let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
         // Compositions go over in batches: waking the mapping for each one cost more than
         // it saved.
@@ -145,32 +140,7 @@ pub fn extract_to_writer_streaming<W: Write>(
                 let _ = tx.send(batch);
             }
         });
-        // The entries are made into JSON on a third thread, and the text comes back here
-        // to be written on.
-        let (entries_tx, entries_rx) = mpsc::sync_channel::<Vec<BundleEntry>>(WRITE_AHEAD);
-        let (text_tx, text_rx) = mpsc::channel::<Result<Vec<u8>, TranslateError>>();
-        let mut json = entries;
-        let serializer = scope.spawn(move || {
-            let mut text = Vec::with_capacity(TEXT_BLOCK);
-            for batch in entries_rx {
-                if let Err(e) = json.write_into(&mut text, batch) {
-                    let _ = text_tx.send(Err(e));
-                    return json.any;
-                }
-                if text.len() >= TEXT_BLOCK {
-                    let full = std::mem::replace(&mut text, Vec::with_capacity(TEXT_BLOCK));
-                    if text_tx.send(Ok(full)).is_err() {
-                        return json.any;
-                    }
-                }
-            }
-            if !text.is_empty() {
-                let _ = text_tx.send(Ok(text));
-            }
-            json.any
-        });
         let mut result = Ok(());
-        let mut pending = Vec::new();
         for (i, comp) in rx.iter().flatten().enumerate() {
             let comp = match comp {
                 Ok(c) => c,
@@ -183,37 +153,19 @@ pub fn extract_to_writer_streaming<W: Write>(
                 .capture_named(comp.component.iter().filter_map(|c| c.statement.as_ref()));
             ctx.composition(&comp, i);
             drop(comp);
-            pending.append(&mut ctx.take_entries());
-            if pending.len() >= ENTRY_BATCH {
-                let batch = std::mem::replace(&mut pending, Vec::with_capacity(ENTRY_BATCH));
-                if entries_tx.send(batch).is_err() {
-                    // The serializer stopped: it says why below.
-                    break;
-                }
-            }
-            if let Err(e) = write_texts(&mut sink, text_rx.try_iter()) {
+            if let Err(e) = entries.write(&mut sink, ctx.take_entries()) {
                 result = Err(e);
                 break;
             }
         }
-        if result.is_ok() && !pending.is_empty() {
-            let _ = entries_tx.send(pending);
-        }
-        drop(entries_tx);
         drop(rx);
-        if result.is_ok() {
-            result = write_texts(&mut sink, text_rx.iter());
-        }
-        drop(text_rx);
-        let any = serializer.join();
-        if reader.join().is_err() || any.is_err() {
+        if reader.join().is_err() {
             return Err(TranslateError::Invalid(
-                "reading or writing the compositions failed unexpectedly".to_owned(),
+                "reading the compositions failed unexpectedly".to_owned(),
             ));
         }
-        result.map(|()| any.unwrap_or(true))
+        result
     })?;
-    let mut entries = EntryWriter { any };
 
     ctx.conditions();
     ctx.unmapped_leftovers();
@@ -244,17 +196,6 @@ fn read_error(e: impl ToString) -> TranslateError {
     TranslateError::Read(format!("the EhrExtract: {}", e.to_string()))
 }
 
-/// Writes the JSON text made on the serializer's thread, stopping at its first error.
-fn write_texts<W: Write>(
-    sink: &mut Sink<W>,
-    texts: impl Iterator<Item = Result<Vec<u8>, TranslateError>>,
-) -> Result<(), TranslateError> {
-    for text in texts {
-        sink.push(&text?)?;
-    }
-    Ok(())
-}
-
 /// Writes entries into the Bundle's `entry` array.
 #[derive(Default)]
 struct EntryWriter {
@@ -275,21 +216,6 @@ impl EntryWriter {
             serde_json::to_writer(&mut sink.buf, &entry)
                 .map_err(|e| TranslateError::Write(e.to_string()))?;
             sink.maybe_flush()?;
-        }
-        Ok(())
-    }
-
-    /// [`EntryWriter::write`] into memory.
-    fn write_into(
-        &mut self,
-        text: &mut Vec<u8>,
-        entries: Vec<BundleEntry>,
-    ) -> Result<(), TranslateError> {
-        for entry in entries {
-            text.extend_from_slice(if self.any { b"," } else { b",\"entry\":[" });
-            self.any = true;
-            serde_json::to_writer(&mut *text, &entry)
-                .map_err(|e| TranslateError::Write(e.to_string()))?;
         }
         Ok(())
     }
