@@ -688,10 +688,13 @@ impl ReceivedPart {
 /// breaks, and the stray characters some senders leave) are ignored; padding is optional.
 pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
     let engine = &base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
-    let clean = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
-    if text.iter().all(clean) {
-        return engine.decode(text);
+    // Text without line breaks (what the driver keeps) decodes at once; only text the
+    // decoder refuses is filtered and decoded again, so clean text is read once, not
+    // scanned first.
+    if let Ok(decoded) = engine.decode(text) {
+        return Ok(decoded);
     }
+    let clean = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
     // Whatever is not base64 (line breaks, mostly) goes; the runs between are copied
     // whole rather than a byte at a time.
     let mut filtered = Vec::with_capacity(text.len());
@@ -907,6 +910,19 @@ fn attachments(
     Ok(Attachments { inline, external })
 }
 
+/// `raw` without its whitespace (base64's line breaks), copied in whole runs between the
+/// breaks rather than a byte at a time; `raw` itself when it has none.
+fn without_whitespace(raw: &Bytes) -> Bytes {
+    if !raw.iter().any(u8::is_ascii_whitespace) {
+        return raw.clone();
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for run in raw.split(u8::is_ascii_whitespace) {
+        out.extend_from_slice(run);
+    }
+    Bytes::from(out)
+}
+
 fn received_part(
     part: &ebxml::Part,
     reference: Option<&ebxml::Reference>,
@@ -917,16 +933,7 @@ fn received_part(
     let base64 = part.transfer_encoding() == TransferEncoding::Base64;
     let raw = part.raw();
     let bytes = if base64 {
-        if raw.iter().any(u8::is_ascii_whitespace) {
-            Bytes::from(
-                raw.iter()
-                    .copied()
-                    .filter(|b| !b.is_ascii_whitespace())
-                    .collect::<Vec<u8>>(),
-            )
-        } else {
-            raw.clone()
-        }
+        without_whitespace(raw)
     } else {
         raw.clone()
     };
