@@ -318,14 +318,6 @@ pub(crate) struct NewInbound<'a> {
     pub keep_until: i64,
 }
 
-pub(crate) async fn inbound_exists(db: &Database, message_id: &str) -> Result<bool, Error> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM mhs_inbound WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_one(db.pool())
-        .await?;
-    Ok(row.try_get::<i64, _>("n")? > 0)
-}
-
 /// Inserts a received message, queued for the consumer; `false` if it was already there
 /// (a duplicate).
 pub(crate) async fn insert_inbound(db: &Database, m: &NewInbound<'_>) -> Result<bool, Error> {
@@ -418,16 +410,16 @@ pub(crate) async fn next_inbound_wake(db: &Database) -> Result<Option<i64>, Erro
 
 /// The consumer has the message: it is never delivered again. `false` if unknown.
 pub(crate) async fn ack_inbound(db: &Database, message_id: &str) -> Result<Option<String>, Error> {
-    let row = sqlx::query("SELECT payload_key, state FROM mhs_inbound WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_optional(db.pool())
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    sqlx::query("UPDATE mhs_inbound SET state = 'consumed', lease_until = 0 WHERE message_id = $1")
-        .bind(message_id)
-        .execute(db.pool())
-        .await?;
-    Ok(Some(row.try_get("payload_key")?))
+    let row = sqlx::query(
+        "UPDATE mhs_inbound SET state = 'consumed', lease_until = 0 WHERE message_id = $1 \
+         RETURNING payload_key",
+    )
+    .bind(message_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| r.try_get("payload_key"))
+        .transpose()
+        .map_err(Error::from)
 }
 
 /// Hands a leased message back to the queue at once (the consumer could not take it now).

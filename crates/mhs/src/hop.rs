@@ -66,7 +66,7 @@ pub async fn read_message(
             limit: limits.max_message_bytes,
         });
     }
-    let body = read_body(body, limits.max_message_bytes).await?;
+    let body = read_body(body, limits.max_message_bytes, declared).await?;
     if content_type.is_empty() {
         return Err(ebxml::Error::MissingContentType);
     }
@@ -78,9 +78,12 @@ pub async fn read_message(
     })
 }
 
-async fn read_body(body: Body, limit: u64) -> Result<Bytes, ebxml::Error> {
+async fn read_body(body: Body, limit: u64, declared: Option<u64>) -> Result<Bytes, ebxml::Error> {
     let mut body = body;
-    let mut buf = Vec::new();
+    // One allocation of the declared size (within the limit) rather than a buffer that
+    // doubles, copying what it holds, a dozen times for a 4 MB message.
+    let capacity = declared.unwrap_or(0).min(limit);
+    let mut buf = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let mut size: u64 = 0;
     // Read on past the limit (discarding) so that the sender finishes writing and sees the
     // answer, up to a hard stop.

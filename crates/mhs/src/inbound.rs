@@ -267,10 +267,13 @@ async fn receive_in(
     let message_id = header.message_data.message_id.trim().to_string();
     let now = inner.clock.now_ms();
     let stored = async {
-        if db::inbound_exists(&inner.db, &message_id).await? {
-            return Ok::<bool, Error>(false);
-        }
-        let key = db::payload_key("in", &message_id);
+        // The bytes go under a key of their own, then the row claims the MessageId: a
+        // duplicate finds the id taken and its bytes are removed again (rather than asking
+        // first, which costs a query for every message that is not a duplicate).
+        let key = db::payload_key(
+            "in",
+            &format!("{message_id}-{}", uuid::Uuid::new_v4().simple()),
+        );
         inner.payloads.put(&key, body.clone()).await?;
         let keep =
             i64::try_from(inner.config.inbound_persist_duration.as_millis()).unwrap_or(i64::MAX);
@@ -289,7 +292,12 @@ async fn receive_in(
             },
         )
         .await?;
-        Ok(inserted)
+        if inserted {
+            inner.recent_inbound.keep(&key, message.clone(), body.len());
+        } else if let Err(e) = inner.payloads.delete(&key).await {
+            tracing::debug!(error = %e, key, "could not remove a duplicate's copy");
+        }
+        Ok::<bool, Error>(inserted)
     }
     .await;
     match stored {
@@ -316,6 +324,9 @@ pub(crate) async fn try_next(inner: &Arc<Inner>) -> Result<Option<InboundMessage
         let Some(row) = db::claim_inbound(&inner.db, now, now.saturating_add(lease)).await? else {
             return Ok(None);
         };
+        if let Some(message) = inner.recent_inbound.take(&row.payload_key) {
+            return Ok(Some(inbound_message(row, message)));
+        }
         let body = match inner.payloads.get(&row.payload_key).await {
             Ok(b) => b,
             Err(e) => {
@@ -332,13 +343,17 @@ pub(crate) async fn try_next(inner: &Arc<Inner>) -> Result<Option<InboundMessage
                 continue;
             }
         };
-        return Ok(Some(InboundMessage {
-            message_id: row.message_id,
-            delivery: u32::try_from(row.deliveries).unwrap_or(u32::MAX),
-            received_at: row.received_at,
-            peer: row.peer,
-            message,
-        }));
+        return Ok(Some(inbound_message(row, message)));
+    }
+}
+
+fn inbound_message(row: db::InboundRow, message: Message) -> InboundMessage {
+    InboundMessage {
+        message_id: row.message_id,
+        delivery: u32::try_from(row.deliveries).unwrap_or(u32::MAX),
+        received_at: row.received_at,
+        peer: row.peer,
+        message,
     }
 }
 
@@ -372,6 +387,7 @@ pub(crate) async fn next(inner: &Arc<Inner>) -> Result<InboundMessage, Error> {
 pub(crate) async fn ack(inner: &Arc<Inner>, message_id: &str) -> Result<(), Error> {
     match db::ack_inbound(&inner.db, message_id).await? {
         Some(key) => {
+            inner.recent_inbound.forget(&key);
             if let Err(e) = inner.payloads.delete(&key).await {
                 tracing::debug!(error = %e, "could not remove a consumed message's content");
             }

@@ -72,10 +72,13 @@
 //!    and MessageId present, Service an NHS service, Action an interaction id, the manifest
 //!    consistent with the parts; otherwise an `eb:ErrorList` message (`MessageError`,
 //!    HTTP 500) naming each problem and where.
-//! 5. **De-duplicate and persist**: a MessageId already in the inbox is a duplicate:
-//!    acknowledged again, not stored or delivered again. A new one is written to the
-//!    payload store and the `mhs_inbound` table (queued). If storing fails the answer is a
-//!    `SOAP:Server` fault, which senders retry.
+//! 5. **De-duplicate and persist**: the bytes are written to the payload store, then the
+//!    `mhs_inbound` row (queued) claims the MessageId. A MessageId already in the inbox is
+//!    a duplicate: acknowledged again, its copy removed, not delivered again. If storing
+//!    fails the answer is a `SOAP:Server` fault, which senders retry. The message just
+//!    stored is also kept in memory for a little while, so that the consumer in this
+//!    process gets it without reading and parsing it again (the copy on disk is what
+//!    survives a crash).
 //! 6. **Acknowledge**: `eb:Acknowledgment` (HTTP 200).
 //!
 //! Nothing is stored for a refused message. Steps 2, 3 and 4 (bar the `eb:To` check) and
@@ -147,6 +150,7 @@ pub mod hop;
 mod inbound;
 mod outbound;
 pub mod outbox;
+mod recent;
 pub mod sds;
 pub mod state;
 mod time;
@@ -328,6 +332,9 @@ pub(crate) struct Inner {
     pub sds: Option<SdsClient>,
     pub outbox: Outbox,
     pub inbox_wake: Notify,
+    /// Inbound messages just stored, handed to the consumer without reading them back
+    /// and parsing them again.
+    pub recent_inbound: recent::Recent<ebxml::Message>,
     pub stop: watch::Sender<bool>,
 }
 
@@ -419,6 +426,7 @@ impl Mhs {
             sds,
             outbox,
             inbox_wake: Notify::new(),
+            recent_inbound: recent::Recent::default(),
             stop,
         });
         let handle = MhsHandle { inner };

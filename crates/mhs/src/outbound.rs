@@ -36,15 +36,6 @@ pub(crate) async fn send(inner: &Arc<Inner>, message: Outbound) -> Result<String
         .unwrap_or_else(time::new_message_id);
     let span = tracing::info_span!("mhs.send", conversation_id = %message.conversation_id, message_id = %message_id, interaction = %message.interaction_id);
     async {
-        if let Some(existing) = db::outbound(&inner.db, db::OUTBOX, &message_id).await? {
-            if existing.conversation_id == message.conversation_id
-                && existing.interaction_id == message.interaction_id
-            {
-                tracing::info!("already accepted for sending; not sent twice");
-                return Ok(message_id.clone());
-            }
-            return Err(Error::DuplicateMessageId(message_id.clone()));
-        }
         let now = inner.clock.now_ms();
         let header = MessageHeader {
             from: Party::spine(inner.config.party_key.clone()),
@@ -84,15 +75,26 @@ pub(crate) async fn send(inner: &Arc<Inner>, message: Outbound) -> Result<String
         }
         let body = builder.build(&limits)?.into_body(Boundary::random())?;
         let content_type = body.content_type();
-        let mut wire = Vec::with_capacity(message.payload.len() + 4096);
-        body.write_to(&mut wire)?;
+        // The body's pieces (the attachments' are slices of the caller's bytes, not copies)
+        // joined into one buffer of exactly their size: one copy, no regrowing.
+        let chunks = body.collect::<Result<Vec<Bytes>, _>>()?;
+        let mut wire = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+        for chunk in &chunks {
+            wire.extend_from_slice(chunk);
+        }
+        drop(chunks);
         if wire.len() as u64 > limits.max_message_bytes {
             return Err(Error::Ebxml(ebxml::Error::MessageTooLarge {
                 size: wire.len() as u64,
                 limit: limits.max_message_bytes,
             }));
         }
-        let key = db::payload_key("out", &message_id);
+        // The bytes go under a key of their own, then the row claims the MessageId; a
+        // message sent twice finds the id taken (one query for the usual case, not two).
+        let key = db::payload_key(
+            "out",
+            &format!("{message_id}-{}", uuid::Uuid::new_v4().simple()),
+        );
         inner.outbox.store_payload(&key, Bytes::from(wire)).await?;
         let inserted = inner
             .outbox
@@ -108,6 +110,15 @@ pub(crate) async fn send(inner: &Arc<Inner>, message: Outbound) -> Result<String
             })
             .await?;
         if !inserted {
+            inner.outbox.discard_payload(&key).await;
+            let existing = db::outbound(&inner.db, db::OUTBOX, &message_id).await?;
+            if let Some(existing) = existing
+                && existing.conversation_id == message.conversation_id
+                && existing.interaction_id == message.interaction_id
+            {
+                tracing::info!("already accepted for sending; not sent twice");
+                return Ok(message_id.clone());
+            }
             return Err(Error::DuplicateMessageId(message_id.clone()));
         }
         tracing::info!(to = %destination.party_key, address = %destination.address, "persisted for sending");

@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::db::{self, OutboundRow};
+use crate::recent::Recent;
 use crate::state::{AfterFailure, InFlight, OutboundState};
 use crate::tls::HttpClient;
 use crate::{Error, Reliability};
@@ -191,6 +192,8 @@ struct OutboxInner {
     clock: SharedClock,
     http: HttpClient,
     wake: Notify,
+    /// What this process stored and is about to send: sent without reading it back.
+    recent: Recent,
     /// Message ids whose state became final.
     finals: broadcast::Sender<String>,
 }
@@ -233,18 +236,24 @@ impl Outbox {
                 http,
                 observer,
                 wake: Notify::new(),
+                recent: Recent::default(),
                 finals,
             }),
         })
     }
 
     /// Keeps a message's bytes under `key` in the payload store, before its entry is added.
+    /// (This process's worker then sends the same bytes without reading them back.)
     pub async fn store_payload(&self, key: &str, body: Bytes) -> Result<(), Error> {
-        Ok(self.inner.payloads.put(key, body).await?)
+        self.inner.payloads.put(key, body.clone()).await?;
+        let size = body.len();
+        self.inner.recent.keep(key, body, size);
+        Ok(())
     }
 
     /// Removes bytes stored for an entry that was not added after all.
     pub async fn discard_payload(&self, key: &str) {
+        self.inner.recent.forget(key);
         if let Err(e) = self.inner.payloads.delete(key).await {
             tracing::debug!(error = %e, key, "could not remove an unused payload");
         }
@@ -317,6 +326,7 @@ impl Outbox {
         let inner = &self.inner;
         let keys = db::final_outbound_keys(&inner.db, inner.settings.table, before).await?;
         for key in &keys {
+            inner.recent.forget(key);
             if let Err(e) = inner.payloads.delete(key).await {
                 tracing::debug!(error = %e, key, "could not remove a finished message's payload");
             }
@@ -497,6 +507,7 @@ async fn finish(
                 attempts = d.attempts,
                 "delivered: the next MHS acknowledged it"
             );
+            inner.recent.forget(&row.payload_key);
             if let Err(e) = inner.payloads.delete(&row.payload_key).await {
                 tracing::debug!(error = %e, "could not remove a delivered message's payload");
             }
@@ -529,7 +540,11 @@ async fn attempt(inner: Arc<OutboxInner>, row: OutboundRow) {
         if row.attempts > 1 {
             inner.counter("messages_retried_total").increment(1);
         }
-        let outcome = match inner.payloads.get(&row.payload_key).await {
+        let stored = match inner.recent.take(&row.payload_key) {
+            Some(body) => Ok(body),
+            None => inner.payloads.get(&row.payload_key).await,
+        };
+        let outcome = match stored {
             Ok(body) => post(&inner, &row, body).await,
             Err(e) => Outcome::Rejected(format!("the stored message cannot be read: {e}")),
         };
