@@ -32,7 +32,7 @@ mod payload;
 pub mod testing;
 
 pub use migrate::Migration;
-pub use payload::{PayloadError, PayloadStore};
+pub use payload::{PayloadError, PayloadStore, PayloadWriter};
 
 /// The `n`th (from 1) query parameter as `kind` wants it in bulk statements: `$n` for
 /// PostgreSQL, a positional `?` for SQLite (whose named lookup of `$n` is slow when a

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 
 /// What went wrong storing or reading a payload.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,49 @@ impl PayloadStore {
         Ok(())
     }
 
+    /// Starts writing a payload under `key` piece by piece (a document too large to hold
+    /// in memory). Nothing is visible under `key` until [`PayloadWriter::finish`]: then
+    /// the whole payload replaces what was there, atomically, as with [`PayloadStore::put`].
+    /// A writer dropped unfinished (or a process killed while writing) leaves `key` as it
+    /// was.
+    pub async fn writer(&self, key: &str) -> Result<PayloadWriter, PayloadError> {
+        let path = Self::path(key)?;
+        let upload = self
+            .inner
+            .put_multipart(&path)
+            .await
+            .map_err(|e| io_error(key, e))?;
+        Ok(PayloadWriter {
+            key: key.to_string(),
+            upload,
+            buffer: Vec::new(),
+            written: 0,
+        })
+    }
+
+    /// Copies the payload under `from` to `to` (replacing what was there). On disk this is
+    /// a hard link: no bytes are read or written, however large the payload.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), PayloadError> {
+        let (source, target) = (Self::path(from)?, Self::path(to)?);
+        self.inner
+            .copy(&source, &target)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => PayloadError::NotFound(from.to_string()),
+                other => io_error(from, other),
+            })
+    }
+
+    /// The size in bytes of the payload under `key`.
+    pub async fn size(&self, key: &str) -> Result<u64, PayloadError> {
+        let path = Self::path(key)?;
+        let meta = self.inner.head(&path).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => PayloadError::NotFound(key.to_string()),
+            other => io_error(key, other),
+        })?;
+        Ok(meta.size)
+    }
+
     /// The payload stored under `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes, PayloadError> {
         let path = Self::path(key)?;
@@ -104,6 +147,22 @@ impl PayloadStore {
         }
     }
 
+    /// Bytes `range` of the payload under `key` (a piece of a large payload).
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, PayloadError> {
+        let path = Self::path(key)?;
+        self.inner
+            .get_range(&path, range)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => PayloadError::NotFound(key.to_string()),
+                other => io_error(key, other),
+            })
+    }
+
     /// The keys under a prefix (`gp2gp/CONVERSATION`), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, PayloadError> {
         let path = Self::path(prefix)?;
@@ -119,5 +178,87 @@ impl PayloadStore {
             })?;
         keys.sort();
         Ok(keys)
+    }
+}
+
+fn io_error(key: &str, e: object_store::Error) -> PayloadError {
+    PayloadError::Io {
+        key: key.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// A payload being written piece by piece ([`PayloadStore::writer`]). Pieces are gathered
+/// into parts of [`PayloadWriter::PART_BYTES`] (what S3-like stores need at least) and
+/// written as each fills, so memory stays at one part whatever the payload's size.
+pub struct PayloadWriter {
+    key: String,
+    upload: Box<dyn MultipartUpload>,
+    buffer: Vec<u8>,
+    written: u64,
+}
+
+impl std::fmt::Debug for PayloadWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadWriter")
+            .field("key", &self.key)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PayloadWriter {
+    /// The size of the parts written (the last may be smaller).
+    pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+    /// Appends `bytes`.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), PayloadError> {
+        self.written += bytes.len() as u64;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if self.buffer.capacity() == 0 {
+                self.buffer.reserve_exact(Self::PART_BYTES);
+            }
+            let take = rest.len().min(Self::PART_BYTES - self.buffer.len());
+            self.buffer.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buffer.len() == Self::PART_BYTES {
+                self.flush_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many bytes have been written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    async fn flush_part(&mut self) -> Result<(), PayloadError> {
+        let part = Bytes::from(std::mem::take(&mut self.buffer));
+        self.upload
+            .put_part(PutPayload::from_bytes(part))
+            .await
+            .map_err(|e| io_error(&self.key, e))
+    }
+
+    /// Writes what is left and makes the payload visible under its key. Returns its size.
+    pub async fn finish(mut self) -> Result<u64, PayloadError> {
+        if !self.buffer.is_empty() {
+            self.flush_part().await?;
+        }
+        self.upload
+            .complete()
+            .await
+            .map_err(|e| io_error(&self.key, e))?;
+        Ok(self.written)
+    }
+
+    /// Gives up: nothing is stored under the key (what was there stays).
+    pub async fn abort(mut self) -> Result<(), PayloadError> {
+        self.upload
+            .abort()
+            .await
+            .map_err(|e| io_error(&self.key, e))
     }
 }

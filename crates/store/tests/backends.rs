@@ -224,3 +224,63 @@ async fn payloads_round_trip_on_disk_and_refuse_escaping_keys() {
     // Nothing was written outside the payload directory.
     assert!(!dir.path().parent().unwrap().join("x").exists());
 }
+
+#[tokio::test]
+async fn a_payload_written_in_pieces_appears_whole_only_when_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PayloadStore::on_disk(dir.path()).unwrap();
+    store
+        .put("docs/a", Bytes::from_static(b"old"))
+        .await
+        .unwrap();
+    // Pieces of odd sizes spanning more than one part.
+    let piece: Vec<u8> = (0..3_000_001u32).map(|i| (i % 251) as u8).collect();
+    let mut w = store.writer("docs/a").await.unwrap();
+    for _ in 0..4 {
+        w.write(&piece).await.unwrap();
+    }
+    assert_eq!(w.written(), 4 * piece.len() as u64);
+    // Not finished: the old payload is still what a reader sees.
+    assert_eq!(
+        store.get("docs/a").await.unwrap(),
+        Bytes::from_static(b"old")
+    );
+    assert_eq!(w.finish().await.unwrap(), 4 * piece.len() as u64);
+    let whole = store.get("docs/a").await.unwrap();
+    assert_eq!(whole.len(), 4 * piece.len());
+    assert!(whole.chunks(piece.len()).all(|c| c == piece.as_slice()));
+    assert_eq!(store.size("docs/a").await.unwrap(), whole.len() as u64);
+    assert_eq!(
+        store
+            .get_range("docs/a", 3_000_000..3_000_003)
+            .await
+            .unwrap(),
+        Bytes::from(vec![piece[3_000_000], piece[0], piece[1]])
+    );
+
+    // A writer given up, or dropped, leaves nothing behind under its key.
+    let mut w = store.writer("docs/b").await.unwrap();
+    w.write(b"half").await.unwrap();
+    w.abort().await.unwrap();
+    let mut w = store.writer("docs/c").await.unwrap();
+    w.write(b"half").await.unwrap();
+    drop(w);
+    assert!(matches!(
+        store.get("docs/b").await,
+        Err(PayloadError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.get("docs/c").await,
+        Err(PayloadError::NotFound(_))
+    ));
+    assert_eq!(store.list("docs").await.unwrap(), vec!["docs/a"]);
+
+    // A copy is the same bytes under a new key; the source stays.
+    store.copy("docs/a", "kept/a").await.unwrap();
+    assert_eq!(store.get("kept/a").await.unwrap(), whole);
+    assert_eq!(store.get("docs/a").await.unwrap().len(), whole.len());
+    assert!(matches!(
+        store.copy("docs/none", "kept/none").await,
+        Err(PayloadError::NotFound(_))
+    ));
+}
