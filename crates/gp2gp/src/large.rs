@@ -43,6 +43,11 @@
 //!    "absent attachment" file under the same name and document id, so the record still
 //!    moves and the receiver can see what is missing.
 //!
+//! [`plan`] makes every message at once, in memory; the driver plans with a [`Planner`]
+//! instead — the same messages, ids and order — taking one document at a time and keeping
+//! each message as it is made, so a record of four 120 MB documents is sent holding one
+//! document and one fragment rather than all of them base64-encoded.
+//!
 //! The manifest descriptions carry the same file names as the extract's
 //! `referredToExternalDocument/text/reference/@value` (`file://localhost/<name>`), and
 //! the document id as the reference's `eb:id`, so the receiver matches each document to
@@ -53,9 +58,11 @@
 //! Everything received — the extract's HL7 and inline parts, every COPC's parts by message
 //! id, every fragment index — becomes the whole extract (the decompressed original, when a
 //! skeleton came) and the documents, each reassembled in index order, decoded and
-//! decompressed. Failures carry the code to NACK with: 31 when something never arrived,
-//! 29 when the pieces do not make a document (bad base64 or gzip, a mixture of encodings),
-//! 21 when the result is not an extract.
+//! decompressed. [`assemble`] takes everything in memory; the driver puts each document
+//! together with a [`Decoder`] instead, one fragment at a time, straight into a file
+//! (fragments in [`piece_order`]). Failures carry the code to NACK with: 31 when
+//! something never arrived, 29 when the pieces do not make a document (bad base64 or
+//! gzip, a mixture of encodings), 21 when the result is not an extract.
 
 use std::io::{Read, Write};
 
@@ -259,6 +266,7 @@ impl LargeError {
 // Sending.
 
 /// A document ready to go: content final (absent-attachment text, or gzipped extract).
+#[derive(Debug)]
 struct Prepared {
     document_id: String,
     filename: String,
@@ -362,6 +370,10 @@ pub fn plan(
 /// The extract's message id is its HL7 `id/@root`; every other id (COPC message ids,
 /// Content-Ids, the skeleton's new ids) comes from `new_id`, called in a fixed order, so a
 /// driver that persists its ids gets the same plan again.
+///
+/// This holds every message in memory at once; a sender of large documents plans with a
+/// [`Planner`] instead, one document and one message at a time (the same messages, ids
+/// and order).
 #[allow(clippy::too_many_arguments)]
 pub fn plan_with(
     p: &Parties,
@@ -374,44 +386,172 @@ pub fn plan_with(
     new_id: &mut dyn FnMut() -> String,
     sizes: &Sizes,
 ) -> Result<SendPlan, LargeError> {
-    sizes.check()?;
-    let interaction = Interaction::from_id(interaction_id)
-        .filter(|i| matches!(i, Interaction::EhrExtract | Interaction::EhrExtractConfidential))
-        .ok_or_else(|| {
-            LargeError::Extract(format!(
-                "'{interaction_id}' is not an extract interaction (RCMR_IN030000UK06 or RCMR_IN030000UK07)"
-            ))
-        })?;
-    let mut root = xml::parse_with(extract_xml.as_bytes(), &xml_limits(extract_xml.len()))
-        .map_err(|e| LargeError::Extract(format!("it is not readable XML: {e}")))?;
-    let extract_id = extract_message_id(&root, interaction)?;
-
-    let mut prepared = Vec::with_capacity(documents.len() + 1);
-    let payload = if extract_xml.len() <= sizes.max_part_bytes {
-        extract_xml
-    } else {
-        let document_id = new_id();
-        let filename = format!("{document_id}.gzip");
-        let compressed = gzip(extract_xml.as_bytes())?;
-        let skeleton = skeleton(&mut root, &document_id, &filename, now_ms, new_id)?;
-        if skeleton.len() > sizes.max_part_bytes {
-            return Err(LargeError::Extract(format!(
-                "even its skeleton is {} bytes, over the limit of {} (the agent directory alone is too large)",
-                skeleton.len(),
-                sizes.max_part_bytes
-            )));
+    let (mut planner, skeleton) = Planner::start(
+        p,
+        route,
+        conversation_id,
+        interaction_id,
+        extract_xml,
+        now_ms,
+        new_id,
+        sizes,
+    )?;
+    let mut copcs = Vec::new();
+    let mut take = |placement: Placement, new_id: &mut dyn FnMut() -> String| match placement {
+        Placement::Inline => {}
+        Placement::Message(m) => copcs.push(*m),
+        Placement::Split(mut fragments) => {
+            let mut made = Vec::new();
+            while let Some(f) = fragments.next_fragment(new_id) {
+                made.push(f);
+            }
+            copcs.push(fragments.into_index());
+            copcs.extend(made);
         }
-        prepared.push(Prepared {
-            document_id,
-            filename,
-            content_type: "text/xml".into(),
-            bytes: Bytes::from(compressed),
-            compressed: true,
-            skeleton: true,
-        });
-        skeleton
     };
+    if let Some(s) = skeleton {
+        take(s, new_id);
+    }
     for d in documents {
+        let placement = planner.place(d, new_id);
+        take(placement, new_id);
+    }
+    let (extract_id, extract) = planner.finish();
+    Ok(SendPlan {
+        extract_id,
+        extract,
+        copcs,
+    })
+}
+
+/// Plans a sender's messages one document at a time, so that a record with large
+/// documents never needs more than one document and one message in memory.
+///
+/// [`Planner::start`] takes the extract (making the skeleton and its compressed original
+/// when the extract is too large to travel as it is); [`Planner::place`] decides where
+/// each document goes, in the record's order; [`Planner::finish`] gives the extract's
+/// message once every document is placed (it carries the inline documents and the `mid:`
+/// references to the others). Ids come from `new_id` in the same order as [`plan_with`]'s.
+#[derive(Debug)]
+pub struct Planner {
+    parties: Parties,
+    route: mhs::Route,
+    conversation_id: String,
+    now_ms: i64,
+    sizes: Sizes,
+    extract_id: MessageId,
+    extract: mhs::Outbound,
+    /// Bytes the extract's message takes so far (payload, overhead, inline documents).
+    used: usize,
+}
+
+/// Where [`Planner::place`] put a document.
+#[derive(Debug)]
+pub enum Placement {
+    /// In the extract's own message.
+    Inline,
+    /// A COPC message of its own, to be sent after the Continue.
+    Message(Box<mhs::Outbound>),
+    /// Too large for one message: fragments, made one at a time, then their index.
+    Split(Fragments),
+}
+
+/// A document being split: [`Fragments::next_fragment`] makes each fragment's COPC in
+/// order; [`Fragments::into_index`] then gives the fragment index that lists them. The
+/// index is sent first, then the fragments in order ([`Fragments::index_id`] is known from
+/// the start).
+#[derive(Debug)]
+pub struct Fragments {
+    parties: Parties,
+    route: mhs::Route,
+    conversation_id: String,
+    now_ms: i64,
+    fragment_bytes: usize,
+    doc: Prepared,
+    index: mhs::Outbound,
+    index_id: String,
+    start: usize,
+    made: usize,
+}
+
+impl Planner {
+    /// Starts a plan: checks the extract and its sizes; when the extract is over
+    /// `sizes.max_part_bytes` the skeleton replaces it and the compressed original is
+    /// placed at once (returned: it always travels in COPC messages).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        p: &Parties,
+        route: mhs::Route,
+        conversation_id: &str,
+        interaction_id: &str,
+        extract_xml: String,
+        now_ms: i64,
+        new_id: &mut dyn FnMut() -> String,
+        sizes: &Sizes,
+    ) -> Result<(Planner, Option<Placement>), LargeError> {
+        sizes.check()?;
+        let interaction = Interaction::from_id(interaction_id)
+            .filter(|i| matches!(i, Interaction::EhrExtract | Interaction::EhrExtractConfidential))
+            .ok_or_else(|| {
+                LargeError::Extract(format!(
+                    "'{interaction_id}' is not an extract interaction (RCMR_IN030000UK06 or RCMR_IN030000UK07)"
+                ))
+            })?;
+        let mut root = xml::parse_with(extract_xml.as_bytes(), &xml_limits(extract_xml.len()))
+            .map_err(|e| LargeError::Extract(format!("it is not readable XML: {e}")))?;
+        let extract_id = extract_message_id(&root, interaction)?;
+        let mut compressed_original = None;
+        let payload = if extract_xml.len() <= sizes.max_part_bytes {
+            drop(root);
+            extract_xml
+        } else {
+            let document_id = new_id();
+            let filename = format!("{document_id}.gzip");
+            let compressed = gzip(extract_xml.as_bytes())?;
+            drop(extract_xml);
+            let skeleton = skeleton(&mut root, &document_id, &filename, now_ms, new_id)?;
+            drop(root);
+            if skeleton.len() > sizes.max_part_bytes {
+                return Err(LargeError::Extract(format!(
+                    "even its skeleton is {} bytes, over the limit of {} (the agent directory alone is too large)",
+                    skeleton.len(),
+                    sizes.max_part_bytes
+                )));
+            }
+            compressed_original = Some(Prepared {
+                document_id,
+                filename,
+                content_type: "text/xml".into(),
+                bytes: Bytes::from(compressed),
+                compressed: true,
+                skeleton: true,
+            });
+            skeleton
+        };
+        let used = payload.len() + MESSAGE_OVERHEAD_BYTES;
+        let mut planner = Planner {
+            parties: p.clone(),
+            route: route.clone(),
+            conversation_id: conversation_id.to_string(),
+            now_ms,
+            sizes: *sizes,
+            extract: outbound(
+                &route,
+                conversation_id,
+                interaction_id,
+                &extract_id,
+                payload,
+            ),
+            extract_id: MessageId::new(extract_id),
+            used,
+        };
+        let first = compressed_original.map(|doc| planner.place_prepared(doc, new_id));
+        Ok((planner, first))
+    }
+
+    /// Places the next document of the record (an unreadable one as an absent-attachment
+    /// file).
+    pub fn place(&mut self, d: Document, new_id: &mut dyn FnMut() -> String) -> Placement {
         let (bytes, content_type) = match d.content {
             Some(b) => (b, d.content_type),
             None => (
@@ -423,52 +563,48 @@ pub fn plan_with(
                 "text/plain".to_string(),
             ),
         };
-        prepared.push(Prepared {
-            document_id: d.document_id,
-            filename: d.filename,
-            content_type,
-            bytes,
-            compressed: false,
-            skeleton: false,
-        });
+        self.place_prepared(
+            Prepared {
+                document_id: d.document_id,
+                filename: d.filename,
+                content_type,
+                bytes,
+                compressed: false,
+                skeleton: false,
+            },
+            new_id,
+        )
     }
 
-    let copc_interaction = Interaction::CommonContent.id();
-    let mut extract = outbound(
-        &route,
-        conversation_id,
-        interaction_id,
-        &extract_id,
-        payload.clone(),
-    );
-    let mut used = payload.len() + MESSAGE_OVERHEAD_BYTES;
-    let mut copcs = Vec::new();
-    for doc in prepared {
+    fn place_prepared(&mut self, doc: Prepared, new_id: &mut dyn FnMut() -> String) -> Placement {
+        let sizes = &self.sizes;
         let wire_len = base64_wire_len(doc.bytes.len());
         if !doc.skeleton
-            && extract.attachments.len() < MAX_INLINE_ATTACHMENTS
+            && self.extract.attachments.len() < MAX_INLINE_ATTACHMENTS
             && wire_len <= sizes.max_part_bytes
-            && used + wire_len + ATTACHMENT_OVERHEAD_BYTES <= sizes.max_message_bytes
+            && self.used + wire_len + ATTACHMENT_OVERHEAD_BYTES <= sizes.max_message_bytes
         {
-            used += wire_len + ATTACHMENT_OVERHEAD_BYTES;
-            extract.attachments.push(attachment(
+            self.used += wire_len + ATTACHMENT_OVERHEAD_BYTES;
+            self.extract.attachments.push(attachment(
                 format!("{}@spine.nhs.uk", new_id()),
                 &doc.content_type,
                 &doc.bytes,
                 &doc.info(false),
                 Some(doc.document_id.clone()),
             ));
-            continue;
+            return Placement::Inline;
         }
+        let copc_interaction = Interaction::CommonContent.id();
+        let (p, route, conversation_id) = (&self.parties, &self.route, &self.conversation_id);
         if wire_len <= sizes.max_part_bytes {
             let id = new_id();
             let info = doc.info(false);
             let mut copc = outbound(
-                &route,
+                route,
                 conversation_id,
                 copc_interaction,
                 &id,
-                wire::copc_attachment(p, &id, &doc.filename, now_ms),
+                wire::copc_attachment(p, &id, &doc.filename, self.now_ms),
             );
             copc.attachments.push(attachment(
                 format!("{}@spine.nhs.uk", new_id()),
@@ -477,75 +613,106 @@ pub fn plan_with(
                 &info,
                 Some(doc.document_id.clone()),
             ));
-            copcs.push(copc);
-            extract.external_attachments.push(mhs::ExternalAttachment {
-                message_id: id,
-                document_id: Some(doc.document_id),
-                description: info.to_string(),
-            });
-            continue;
+            self.extract
+                .external_attachments
+                .push(mhs::ExternalAttachment {
+                    message_id: id,
+                    document_id: Some(doc.document_id),
+                    description: info.to_string(),
+                });
+            return Placement::Message(Box::new(copc));
         }
         // Too big for one message: an index and its fragments.
         let index_id = new_id();
-        let mut index = outbound(
-            &route,
+        let index = outbound(
+            route,
             conversation_id,
             copc_interaction,
             &index_id,
-            wire::copc_attachment(p, &index_id, &doc.filename, now_ms),
+            wire::copc_attachment(p, &index_id, &doc.filename, self.now_ms),
         );
-        let mut fragments = Vec::new();
-        let mut start = 0;
-        while start < doc.bytes.len() {
-            let end = (start + sizes.fragment_bytes).min(doc.bytes.len());
-            let chunk = doc.bytes.slice(start..end);
-            let i = fragments.len();
-            let fragment_id = new_id();
-            let name = format!("{index_id}_{i}.messageattachment");
-            let info = AttachmentInfo {
-                filename: Some(name.clone()),
-                content_type: Some(doc.content_type.clone()),
-                compressed: Some(false),
-                large_attachment: Some(false),
-                original_base64: Some(false),
-                length: Some(chunk.len() as u64),
-                domain_data: None,
-            };
-            let mut fragment = outbound(
-                &route,
-                conversation_id,
-                copc_interaction,
-                &fragment_id,
-                wire::copc_attachment(p, &fragment_id, &name, now_ms),
-            );
-            fragment.attachments.push(attachment(
-                format!("{}@spine.nhs.uk", new_id()),
-                &doc.content_type,
-                &chunk,
-                &info,
-                Some(doc.document_id.clone()),
-            ));
-            index.external_attachments.push(mhs::ExternalAttachment {
+        self.extract
+            .external_attachments
+            .push(mhs::ExternalAttachment {
+                message_id: index_id.clone(),
+                document_id: Some(doc.document_id.clone()),
+                description: doc.info(true).to_string(),
+            });
+        Placement::Split(Fragments {
+            parties: p.clone(),
+            route: route.clone(),
+            conversation_id: conversation_id.clone(),
+            now_ms: self.now_ms,
+            fragment_bytes: sizes.fragment_bytes,
+            doc,
+            index,
+            index_id,
+            start: 0,
+            made: 0,
+        })
+    }
+
+    /// The extract's message id and the extract's message, every document placed.
+    pub fn finish(self) -> (MessageId, mhs::Outbound) {
+        (self.extract_id, self.extract)
+    }
+}
+
+impl Fragments {
+    /// The message id of the fragment index.
+    pub fn index_id(&self) -> &str {
+        &self.index_id
+    }
+
+    /// The next fragment's COPC message, or `None` when every fragment is made.
+    pub fn next_fragment(&mut self, new_id: &mut dyn FnMut() -> String) -> Option<mhs::Outbound> {
+        let doc = &self.doc;
+        if self.start >= doc.bytes.len() {
+            return None;
+        }
+        let end = (self.start + self.fragment_bytes).min(doc.bytes.len());
+        let chunk = &doc.bytes[self.start..end];
+        let fragment_id = new_id();
+        let name = format!("{}_{}.messageattachment", self.index_id, self.made);
+        let info = AttachmentInfo {
+            filename: Some(name.clone()),
+            content_type: Some(doc.content_type.clone()),
+            compressed: Some(false),
+            large_attachment: Some(false),
+            original_base64: Some(false),
+            length: Some(chunk.len() as u64),
+            domain_data: None,
+        };
+        let mut fragment = outbound(
+            &self.route,
+            &self.conversation_id,
+            Interaction::CommonContent.id(),
+            &fragment_id,
+            wire::copc_attachment(&self.parties, &fragment_id, &name, self.now_ms),
+        );
+        fragment.attachments.push(attachment(
+            format!("{}@spine.nhs.uk", new_id()),
+            &doc.content_type,
+            chunk,
+            &info,
+            Some(doc.document_id.clone()),
+        ));
+        self.index
+            .external_attachments
+            .push(mhs::ExternalAttachment {
                 message_id: fragment_id,
                 document_id: Some(doc.document_id.clone()),
                 description: info.to_string(),
             });
-            fragments.push(fragment);
-            start = end;
-        }
-        copcs.push(index);
-        copcs.extend(fragments);
-        extract.external_attachments.push(mhs::ExternalAttachment {
-            message_id: index_id,
-            document_id: Some(doc.document_id.clone()),
-            description: doc.info(true).to_string(),
-        });
+        self.start = end;
+        self.made += 1;
+        Some(fragment)
     }
-    Ok(SendPlan {
-        extract_id: MessageId::new(extract_id),
-        extract,
-        copcs,
-    })
+
+    /// The fragment index, listing every fragment made (call once they all are).
+    pub fn into_index(self) -> mhs::Outbound {
+        self.index
+    }
 }
 
 fn xml_limits(len: usize) -> xml::Limits {
@@ -829,30 +996,13 @@ fn large_document(
     inline.sort_by_key(|p| p.position);
     let mut fetched: Vec<Vec<ReceivedPart>> = Vec::with_capacity(fragments.len());
     for f in &fragments {
-        let parts = received(f).ok_or_else(|| LargeError::MissingFragment {
-            index: doc.message_id.clone(),
-            fragment: f.clone(),
-            filename: doc.filename.clone(),
-        })?;
-        if parts.is_empty() {
-            return Err(LargeError::Reassembly {
-                filename: doc.filename.clone(),
-                why: format!("fragment {f} carries no attachment"),
-            });
-        }
-        fetched.push(parts);
+        fetched.push(fragment_parts(doc, f, received(f))?);
     }
-    let total = fragments.len() + inline.len();
-    let mut pieces: Vec<&ReceivedPart> = Vec::with_capacity(total);
-    let mut inline_iter = inline.iter().peekable();
-    let mut fetched_iter = fetched.iter();
-    for slot in 0..total {
-        // An inline fragment sits at its manifest position; `mid:` ones fill the others.
-        let inline_due = inline_iter.peek().is_some_and(|p| p.position <= slot);
-        if inline_due || fetched_iter.len() == 0 {
-            pieces.extend(inline_iter.next());
-        } else if let Some(parts) = fetched_iter.next() {
-            pieces.extend(parts.iter());
+    let mut pieces: Vec<&ReceivedPart> = Vec::with_capacity(fragments.len() + inline.len());
+    for piece in piece_order(&inline, fragments.len()) {
+        match piece {
+            Piece::Inline(i) => pieces.push(&inline[i]),
+            Piece::Fragment(i) => pieces.extend(fetched[i].iter()),
         }
     }
     let document_id = inline
@@ -862,51 +1012,184 @@ fn large_document(
     Ok((join(&pieces, &doc.filename)?, document_id))
 }
 
-/// The content of `pieces`, in order, with their transfer encoding undone.
-fn join(pieces: &[&ReceivedPart], filename: &str) -> Result<Vec<u8>, LargeError> {
-    let total: usize = pieces.iter().map(|p| p.bytes.len()).sum();
-    if total > MAX_DOCUMENT_BYTES.saturating_mul(4) / 3 + 4 {
-        return Err(LargeError::TooLarge {
-            filename: filename.to_string(),
-            limit: MAX_DOCUMENT_BYTES,
+/// The parts of fragment `fragment` of a large document as received (`None`: it never
+/// came), checked to carry something.
+pub fn fragment_parts(
+    doc: &ExpectedDocument,
+    fragment: &MessageId,
+    parts: Option<Vec<ReceivedPart>>,
+) -> Result<Vec<ReceivedPart>, LargeError> {
+    let parts = parts.ok_or_else(|| LargeError::MissingFragment {
+        index: doc.message_id.clone(),
+        fragment: fragment.clone(),
+        filename: doc.filename.clone(),
+    })?;
+    if parts.is_empty() {
+        return Err(LargeError::Reassembly {
+            filename: doc.filename.clone(),
+            why: format!("fragment {fragment} carries no attachment"),
         });
     }
-    let reassembly = |why: String| LargeError::Reassembly {
-        filename: filename.to_string(),
-        why,
-    };
-    if !pieces.is_empty() && pieces.iter().all(|p| p.base64) {
-        let mut text = Vec::with_capacity(total);
-        for p in pieces {
-            text.extend_from_slice(&p.bytes);
-        }
-        if let Ok(bytes) = wire::decode_base64(&text) {
-            return Ok(bytes);
-        }
-        // Fragments each encoded on their own (padding inside): decode them one by one.
-    }
-    let mut out = Vec::with_capacity(total);
-    for (i, p) in pieces.iter().enumerate() {
-        if p.base64 {
-            let bytes = wire::decode_base64(&p.bytes).map_err(|e| {
-                reassembly(format!(
-                    "piece {} of {} is not valid base64 on its own and cannot be joined with the others: {e}",
-                    i + 1,
-                    pieces.len()
-                ))
-            })?;
-            out.extend_from_slice(&bytes);
+    Ok(parts)
+}
+
+/// One piece of a large document, in the order the document is put together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// The fragment index message's own inline part `i` (in `position` order).
+    Inline(usize),
+    /// The `i`th fragment the index lists (a message of its own).
+    Fragment(usize),
+}
+
+/// The order of a large document's pieces: an inline fragment sits at its manifest
+/// position; the `mid:` fragments fill the other places in the index's order. `inline`
+/// must be sorted by position.
+pub fn piece_order(inline: &[ReceivedPart], fragments: usize) -> Vec<Piece> {
+    let total = fragments + inline.len();
+    let mut order = Vec::with_capacity(total);
+    let (mut next_inline, mut next_fragment) = (0, 0);
+    for slot in 0..total {
+        let inline_due = inline.get(next_inline).is_some_and(|p| p.position <= slot);
+        if inline_due || next_fragment == fragments {
+            order.push(Piece::Inline(next_inline));
+            next_inline += 1;
         } else {
-            out.extend_from_slice(&p.bytes);
+            order.push(Piece::Fragment(next_fragment));
+            next_fragment += 1;
         }
     }
-    Ok(out)
+    order
+}
+
+/// The content of `pieces`, in order, with their transfer encoding undone.
+fn join(pieces: &[&ReceivedPart], filename: &str) -> Result<Vec<u8>, LargeError> {
+    let run = |how: Joining| {
+        let mut decoder = Decoder::new(filename, pieces.len(), how);
+        let mut out = Vec::new();
+        for p in pieces {
+            out.extend_from_slice(&decoder.piece(p)?);
+        }
+        out.extend_from_slice(&decoder.finish()?);
+        Ok(out)
+    };
+    run(Joining::AsOneText).or_else(|_: LargeError| run(Joining::PieceByPiece))
+}
+
+/// How a document's base64 pieces are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joining {
+    /// As one text, as if the pieces' texts were joined first (what a sender that splits
+    /// the base64 of the whole document expects). Try this first.
+    AsOneText,
+    /// Each piece on its own (senders that encode each fragment separately, with padding
+    /// inside the joined text). The fallback when [`Joining::AsOneText`] fails.
+    PieceByPiece,
+}
+
+/// Undoes a document's transfer encoding one piece at a time, so that a document of any
+/// size is put together (into a file) holding one piece in memory. Feed the pieces in
+/// order with [`Decoder::piece`], then [`Decoder::finish`]; the document is the
+/// concatenation of what they return. When [`Joining::AsOneText`] fails, start again with
+/// [`Joining::PieceByPiece`]: a document is what either gives, tried in that order.
+#[derive(Debug)]
+pub struct Decoder {
+    filename: String,
+    pieces: usize,
+    seen: usize,
+    how: Joining,
+    /// Base64 characters of the joined text not yet decoded (fewer than a quantum).
+    carry: Vec<u8>,
+    /// Encoded bytes taken so far (for the size limit).
+    taken: usize,
+}
+
+impl Decoder {
+    /// A decoder for a document of `pieces` pieces called `filename` (for messages).
+    pub fn new(filename: &str, pieces: usize, how: Joining) -> Decoder {
+        Decoder {
+            filename: filename.to_string(),
+            pieces,
+            seen: 0,
+            how,
+            carry: Vec::new(),
+            taken: 0,
+        }
+    }
+
+    fn reassembly(&self, why: String) -> LargeError {
+        LargeError::Reassembly {
+            filename: self.filename.clone(),
+            why,
+        }
+    }
+
+    /// The next piece's content, decoded as far as it can be yet.
+    pub fn piece(&mut self, part: &ReceivedPart) -> Result<Vec<u8>, LargeError> {
+        self.seen += 1;
+        self.taken = self.taken.saturating_add(part.bytes.len());
+        if self.taken > MAX_DOCUMENT_BYTES.saturating_mul(4) / 3 + 4 {
+            return Err(LargeError::TooLarge {
+                filename: self.filename.clone(),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        if !part.base64 {
+            if !self.carry.is_empty() {
+                return Err(self.reassembly(format!(
+                    "piece {} of {} is not base64 but follows base64 text that stops part-way through",
+                    self.seen, self.pieces
+                )));
+            }
+            return Ok(part.bytes.to_vec());
+        }
+        match self.how {
+            Joining::PieceByPiece => wire::decode_base64(&part.bytes).map_err(|e| {
+                self.reassembly(format!(
+                    "piece {} of {} is not valid base64 on its own and cannot be joined with the others: {e}",
+                    self.seen, self.pieces
+                ))
+            }),
+            Joining::AsOneText => {
+                let mut text = std::mem::take(&mut self.carry);
+                text.reserve(part.bytes.len());
+                for run in part.bytes.split(|b| !is_base64_char(*b)) {
+                    text.extend_from_slice(run);
+                }
+                // Whole quanta now, the rest with the next piece.
+                self.carry = text.split_off(text.len() / 4 * 4);
+                wire::decode_base64(&text).map_err(|e| {
+                    self.reassembly(format!(
+                        "the base64 of its {} pieces joined is not valid (at piece {}): {e}",
+                        self.pieces, self.seen
+                    ))
+                })
+            }
+        }
+    }
+
+    /// What is left once every piece is in.
+    pub fn finish(self) -> Result<Vec<u8>, LargeError> {
+        if self.carry.is_empty() {
+            return Ok(Vec::new());
+        }
+        wire::decode_base64(&self.carry).map_err(|e| {
+            self.reassembly(format!(
+                "the base64 of its {} pieces joined ends part-way through: {e}",
+                self.pieces
+            ))
+        })
+    }
+}
+
+fn is_base64_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
 }
 
 /// Undoes `Compressed=Yes`. Content without gzip's magic number is taken as it is: senders
 /// have been seen to mark uncompressed documents compressed, and refusing them would lose
 /// the record for nothing. Content that starts as gzip must be valid gzip.
-fn gunzip(data: &[u8], filename: &str) -> Result<Vec<u8>, LargeError> {
+pub fn gunzip(data: &[u8], filename: &str) -> Result<Vec<u8>, LargeError> {
     if !data.starts_with(&[0x1f, 0x8b]) {
         return Ok(data.to_vec());
     }
@@ -928,6 +1211,22 @@ fn gunzip(data: &[u8], filename: &str) -> Result<Vec<u8>, LargeError> {
     Ok(out)
 }
 
+/// The interaction of an extract message (`RCMR_IN030000UK06` or `…UK07`) from its root
+/// element's name, without reading the rest; `None` when the root is something else.
+pub fn extract_interaction(xml_text: &str) -> Option<&'static str> {
+    let root_name = strip_prolog(xml_text)
+        .strip_prefix('<')
+        .and_then(|r| {
+            r.split(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .next()
+        })
+        .unwrap_or_default();
+    match Interaction::from_id(xml::local_name(root_name)) {
+        Some(i @ (Interaction::EhrExtract | Interaction::EhrExtractConfidential)) => Some(i.id()),
+        _ => None,
+    }
+}
+
 fn strip_prolog(text: &str) -> &str {
     let mut t = text.trim_start_matches('\u{feff}').trim_start();
     if t.starts_with("<?xml")
@@ -939,7 +1238,7 @@ fn strip_prolog(text: &str) -> &str {
 }
 
 /// The extract once the skeleton's compressed original is put in.
-fn merge_skeleton(
+pub(crate) fn merge_skeleton(
     extract: &str,
     skeleton: &[u8],
     filename: &str,
@@ -953,17 +1252,7 @@ fn merge_skeleton(
     let body = strip_prolog(text);
     // The whole original message (the usual case): recognised by its root element, without
     // reading it all here (whoever uses the extract reads it next).
-    let root_name = body
-        .strip_prefix('<')
-        .and_then(|r| {
-            r.split(|c: char| c.is_whitespace() || c == '>' || c == '/')
-                .next()
-        })
-        .unwrap_or_default();
-    if matches!(
-        Interaction::from_id(xml::local_name(root_name)),
-        Some(Interaction::EhrExtract | Interaction::EhrExtractConfidential)
-    ) {
+    if extract_interaction(body).is_some() {
         return Ok(text.to_string());
     }
     let fragment = xml::parse_with(body.as_bytes(), &xml_limits(body.len())).map_err(|e| {

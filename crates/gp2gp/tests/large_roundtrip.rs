@@ -442,6 +442,101 @@ proptest! {
     }
 }
 
+/// A piece as received: base64 text (`b64`) or content as it is.
+fn piece(bytes: &[u8], b64: bool) -> ReceivedPart {
+    ReceivedPart {
+        content_id: "p@x".into(),
+        document_id: None,
+        position: 0,
+        filename: None,
+        content_type: "application/octet-stream".into(),
+        compressed: false,
+        large: false,
+        original_base64: false,
+        length: None,
+        domain_data: None,
+        base64: b64,
+        bytes: Bytes::copy_from_slice(bytes),
+    }
+}
+
+/// What the streaming decoder gives for `pieces`: as one text, or piece by piece when
+/// that fails (what the driver does, writing each result to a file).
+fn decode_streaming(pieces: &[ReceivedPart]) -> Result<Vec<u8>, LargeError> {
+    let run = |how| {
+        let mut d = large::Decoder::new("doc.bin", pieces.len(), how);
+        let mut out = Vec::new();
+        for p in pieces {
+            out.extend(d.piece(p)?);
+        }
+        out.extend(d.finish()?);
+        Ok(out)
+    };
+    run(large::Joining::AsOneText).or_else(|_: LargeError| run(large::Joining::PieceByPiece))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Base64 cut anywhere (line breaks and all), or each piece encoded on its own with
+    /// its padding, or pieces mixing base64 and plain content: the decoder, fed one piece
+    /// at a time, gives the document back.
+    #[test]
+    fn the_streaming_decoder_gives_the_document_back_however_it_was_cut(
+        len in 0usize..5_000,
+        cuts in proptest::collection::vec(0usize..7_000, 0..6),
+        seed in any::<u64>(),
+        kind in 0u8..3,
+    ) {
+        use base64::Engine as _;
+        let content = noise(len, seed);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (len + 1)).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut bounds = vec![0];
+        bounds.extend(cuts);
+        bounds.push(len);
+        let chunks: Vec<&[u8]> = bounds.windows(2).map(|w| &content[w[0]..w[1]]).collect();
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let pieces: Vec<ReceivedPart> = match kind {
+            // The whole document's base64 in MIME lines, cut at arbitrary characters.
+            0 => {
+                let text = engine.encode(&content);
+                let lines: Vec<&str> = text.as_bytes().chunks(76).map(|l| std::str::from_utf8(l).unwrap()).collect();
+                let text = lines.join("\r\n");
+                let n = text.len();
+                let mut at: Vec<usize> = bounds.iter().map(|b| b * n / len.max(1)).collect();
+                at.dedup();
+                at.windows(2).map(|w| piece(&text.as_bytes()[w[0]..w[1]], true)).collect()
+            }
+            // Each piece encoded on its own, padding and all.
+            1 => chunks.iter().map(|c| piece(engine.encode(c).as_bytes(), true)).collect(),
+            // Alternately base64 and plain.
+            _ => chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if i % 2 == 0 { piece(engine.encode(c).as_bytes(), true) } else { piece(c, false) })
+                .collect(),
+        };
+        let got = decode_streaming(&pieces).unwrap();
+        prop_assert!(got == content.to_vec(), "{} bytes back for {}", got.len(), content.len());
+    }
+}
+
+#[test]
+fn the_streaming_decoder_refuses_what_cannot_be_a_document() {
+    // Five characters of base64 cannot end a text; nor can base64 that stops part-way be
+    // followed by plain content.
+    let err = decode_streaming(&[piece(b"QUJDR", true)]).unwrap_err();
+    assert_eq!(err.reason_code(), ReasonCode::ReassemblyFailure, "{err}");
+    let err = decode_streaming(&[piece(b"QUJDR", true), piece(b"plain", false)]).unwrap_err();
+    assert_eq!(err.reason_code(), ReasonCode::ReassemblyFailure, "{err}");
+    assert!(err.to_string().contains("doc.bin"), "{err}");
+    // Padding in the middle of a piece.
+    let err = decode_streaming(&[piece(b"QQ==QUJD", true)]).unwrap_err();
+    assert_eq!(err.reason_code(), ReasonCode::ReassemblyFailure, "{err}");
+}
+
 /// A split document and the record it belongs to, delivered in order.
 fn split_record() -> (SendPlan, Kept) {
     let extract = translate::synthetic::synthetic_extract_xml(20_000, 2);

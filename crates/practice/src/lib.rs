@@ -160,6 +160,39 @@ pub struct Registration {
 }
 
 impl Registration {
+    /// The demographics of the Patient in a Bundle's JSON, reading only that resource: the
+    /// Bundle's entries are skipped over as text, not parsed into the model.
+    pub fn from_record_json(json: &[u8]) -> Result<Registration, PracticeError> {
+        #[derive(Deserialize)]
+        struct Entries<'a> {
+            #[serde(borrow, default)]
+            entry: Vec<Entry<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Entry<'a> {
+            #[serde(borrow, default)]
+            resource: Option<&'a serde_json::value::RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Kind<'a> {
+            #[serde(rename = "resourceType", borrow, default)]
+            resource_type: Option<std::borrow::Cow<'a, str>>,
+        }
+        let corrupt = |e: serde_json::Error| PracticeError::Corrupt(e.to_string());
+        let entries: Entries = serde_json::from_slice(json).map_err(corrupt)?;
+        for raw in entries.entry.iter().filter_map(|e| e.resource) {
+            let kind: Kind = serde_json::from_str(raw.get()).map_err(corrupt)?;
+            if kind.resource_type.as_deref() == Some("Patient") {
+                let one = format!(
+                    r#"{{"resourceType":"Bundle","type":"collection","entry":[{{"resource":{}}}]}}"#,
+                    raw.get()
+                );
+                return Registration::from_record(&decode(one.as_bytes())?);
+            }
+        }
+        Err(PracticeError::NoPatient)
+    }
+
     /// The demographics of a record's Patient.
     pub fn from_record(record: &fhir::Bundle) -> Result<Registration, PracticeError> {
         let patient = record
@@ -277,9 +310,26 @@ pub struct AutoIntegration {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub conversation_id: String,
-    pub record: fhir::Bundle,
+    /// The record: a GP Connect structured Bundle's JSON. It is stored as it comes; only
+    /// its Patient is read here (a large record is never parsed whole on arrival).
+    pub record: Bytes,
     /// The translation report, as JSON (`translate::Report`).
     pub report: serde_json::Value,
+}
+
+impl Delivery {
+    /// A delivery of a record held as a Bundle.
+    pub fn of_bundle(
+        conversation_id: impl Into<String>,
+        record: &fhir::Bundle,
+        report: serde_json::Value,
+    ) -> Result<Delivery, PracticeError> {
+        Ok(Delivery {
+            conversation_id: conversation_id.into(),
+            record: encode(record)?,
+            report,
+        })
+    }
 }
 
 /// One line of the audit trail.
@@ -472,6 +522,17 @@ impl Practice {
             self.audit(who, "read-record", nhs, purpose).await?;
             return decode(&self.payloads.get(&key).await?);
         }
+        self.make_seeded(nhs, source, who, purpose).await
+    }
+
+    /// A seeded patient's record made from its plan (the read audited first).
+    async fn make_seeded(
+        &self,
+        nhs: &str,
+        source: RecordSource,
+        who: &str,
+        purpose: &str,
+    ) -> Result<fhir::Bundle, PracticeError> {
         let (patient, plan) = source
             .seeded
             .ok_or_else(|| PracticeError::NoRecord(nhs.to_string()))?;
@@ -490,6 +551,24 @@ impl Practice {
             nhs: nhs.to_string(),
             reason,
         })
+    }
+
+    /// Like [`Practice::read_record`] (audited the same way), the record as its Bundle's
+    /// JSON: a stored record as it is stored, without parsing it; a seeded one made from
+    /// its plan and written out. What a sender translates from, as a stream.
+    pub async fn read_record_json(
+        &self,
+        nhs: &str,
+        who: &str,
+        purpose: &str,
+    ) -> Result<Bytes, PracticeError> {
+        let source = self.record_source(nhs).await?;
+        if let Some(key) = source.key {
+            self.audit(who, "read-record", nhs, purpose).await?;
+            return Ok(self.payloads.get(&key).await?);
+        }
+        let bundle = self.make_seeded(nhs, source, who, purpose).await?;
+        spawn_blocking(nhs, move || encode(&bundle)).await?
     }
 
     /// Reads one attachment of a seeded patient's record (by the id of the
@@ -741,7 +820,7 @@ impl Practice {
     /// auto-integration on, a record for a registered patient whose demographics match
     /// and that arrived with nothing degraded or left behind is filed at once.
     pub async fn deliver(&self, d: Delivery) -> Result<InboxItem, PracticeError> {
-        let received = Registration::from_record(&d.record)?;
+        let received = Registration::from_record_json(&d.record)?;
         if let Some(existing) = self.inbox_item(&d.conversation_id).await? {
             return Ok(existing);
         }
@@ -749,7 +828,7 @@ impl Practice {
             &received.nhs_number,
             &format!("inbox-{}.json", d.conversation_id),
         );
-        self.payloads.put(&key, encode(&d.record)?).await?;
+        self.payloads.put(&key, d.record).await?;
         let count = |field: &str| {
             d.report
                 .get(field)

@@ -96,22 +96,14 @@ async fn suite(db: Database, payload_dir: &std::path::Path) {
     b.register(&reg).await.unwrap();
     let degraded = serde_json::json!({"degrades": [{"source": "Condition/1"}], "unmapped": []});
     let item = b
-        .deliver(Delivery {
-            conversation_id: "conv-1".into(),
-            record: mold.clone(),
-            report: degraded,
-        })
+        .deliver(Delivery::of_bundle("conv-1", &mold, degraded).unwrap())
         .await
         .unwrap();
     assert_eq!(item.status, InboxStatus::Pending);
     assert_eq!(item.degrades, 1);
     // Delivering the same conversation again changes nothing.
     let again = b
-        .deliver(Delivery {
-            conversation_id: "conv-1".into(),
-            record: mold.clone(),
-            report: clean_report(),
-        })
+        .deliver(Delivery::of_bundle("conv-1", &mold, clean_report()).unwrap())
         .await
         .unwrap();
     assert_eq!(again, item);
@@ -153,13 +145,9 @@ async fn suite(db: Database, payload_dir: &std::path::Path) {
     );
 
     // A second record for a patient who already has one is filed beside it.
-    b.deliver(Delivery {
-        conversation_id: "conv-2".into(),
-        record: mold.clone(),
-        report: clean_report(),
-    })
-    .await
-    .unwrap();
+    b.deliver(Delivery::of_bundle("conv-2", &mold, clean_report()).unwrap())
+        .await
+        .unwrap();
     let auto = b.inbox_item("conv-2").await.unwrap().unwrap();
     assert_eq!(
         auto.decision,
@@ -174,11 +162,7 @@ async fn suite(db: Database, payload_dir: &std::path::Path) {
         .await
         .unwrap();
     let filed = b
-        .deliver(Delivery {
-            conversation_id: "conv-3".into(),
-            record: nel.clone(),
-            report: clean_report(),
-        })
+        .deliver(Delivery::of_bundle("conv-3", &nel, clean_report()).unwrap())
         .await
         .unwrap();
     assert_eq!(filed.decision, Some(Decision::Integrated));
@@ -195,11 +179,7 @@ async fn suite(db: Database, payload_dir: &std::path::Path) {
     .await
     .unwrap();
     let item = c
-        .deliver(Delivery {
-            conversation_id: "conv-4".into(),
-            record: nel.clone(),
-            report: clean_report(),
-        })
+        .deliver(Delivery::of_bundle("conv-4", &nel, clean_report()).unwrap())
         .await
         .unwrap();
     assert_eq!(item.status, InboxStatus::Pending);
@@ -217,11 +197,7 @@ async fn suite(db: Database, payload_dir: &std::path::Path) {
     other.family = Some("SOMEONE-ELSE".into());
     c.register(&other).await.unwrap();
     let item = c
-        .deliver(Delivery {
-            conversation_id: "conv-5".into(),
-            record: mold.clone(),
-            report: clean_report(),
-        })
+        .deliver(Delivery::of_bundle("conv-5", &mold, clean_report()).unwrap())
         .await
         .unwrap();
     assert_eq!(item.status, InboxStatus::Pending);
@@ -292,4 +268,31 @@ async fn on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     suite(db.clone(), dir.path()).await;
     db.close().await;
+}
+
+#[test]
+fn the_patient_is_read_from_a_records_json_without_the_rest() {
+    for name in [MOLD, NEL] {
+        let bundle = corpus_bundle(name);
+        let json = fhir::to_vec(&bundle).unwrap();
+        assert_eq!(
+            Registration::from_record_json(&json).unwrap(),
+            Registration::from_record(&bundle).unwrap(),
+            "{name}"
+        );
+    }
+    // No Patient, or not a Bundle at all: said so, not guessed.
+    let mut bundle = corpus_bundle(MOLD);
+    bundle
+        .entry
+        .retain(|e| !matches!(&e.resource, Some(fhir::Resource::Patient(_))));
+    let json = fhir::to_vec(&bundle).unwrap();
+    assert!(matches!(
+        Registration::from_record_json(&json),
+        Err(PracticeError::NoPatient)
+    ));
+    assert!(matches!(
+        Registration::from_record_json(b"{\"entry\": 3}"),
+        Err(PracticeError::Corrupt(_))
+    ));
 }

@@ -29,7 +29,19 @@
 //!
 //! [`Clinical`] is the GP system's side: whether a patient is registered, their record in
 //! GP Connect's migrate shape and its documents, the integration inbox and its decisions.
+//!
+//! # Memory
+//!
+//! A record's documents can come to hundreds of megabytes, so nothing holds them all. The
+//! sender reads, plans and keeps its documents one at a time ([`crate::large::Planner`]:
+//! one document and one base64 fragment in memory); the requester puts each document
+//! together a fragment at a time straight into the payload store, and hands the practice
+//! its key ([`ArrivedDocument`]); the record itself is translated as a stream both ways
+//! (the Bundle's JSON to the extract's XML and back, no model of either held whole). Both
+//! ends of a 500 MB transfer (a 20 MB record, four 120 MB documents) in one process peak
+//! at about 250 MB resident (docs/PERFORMANCE.md).
 
+mod assembly;
 mod db;
 mod run;
 mod status;
@@ -117,6 +129,11 @@ impl DriverConfig {
 }
 
 /// A record that has arrived whole, translated, for the practice's integration inbox.
+///
+/// Its documents are not in memory: each was put together in the driver's payload store
+/// ([`ArrivedDocument::key`]), where it stays until the transfer ends. Keep a copy there
+/// before returning from [`Clinical::deliver`] ([`store::PayloadStore::copy`] is a hard
+/// link on disk), or read it with [`Arrival::read_document`].
 #[derive(Debug, Clone)]
 pub struct Arrival {
     pub conversation_id: String,
@@ -125,12 +142,38 @@ pub struct Arrival {
     pub from_ods: String,
     /// `RCMR_IN030000UK06`, or `…UK07` for a record with confidentiality codes.
     pub interaction_id: String,
-    /// The record as GP Connect FHIR.
-    pub bundle: fhir::Bundle,
+    /// The record as GP Connect FHIR: the structured Bundle's JSON (translated as a
+    /// stream, never held as a model: parse it, or read what is needed of it, as wanted).
+    pub record: Bytes,
     /// What the translation did (degrades, unmapped items).
     pub report: translate::Report,
-    /// The documents that came with it (file name as the record refers to it).
-    pub documents: Vec<crate::large::AssembledDocument>,
+    /// The documents that came with it (file name as the record refers to it), inline
+    /// ones first, then the others in the manifest's order.
+    pub documents: Vec<ArrivedDocument>,
+    /// The driver's payload store, which holds the documents.
+    pub payloads: PayloadStore,
+}
+
+/// A document of an arrived record, put together in the driver's payload store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrivedDocument {
+    /// The document id (the manifest reference's `eb:id`), where the messages gave one.
+    pub document_id: Option<String>,
+    /// The file name the extract refers to it by.
+    pub filename: String,
+    pub content_type: String,
+    /// Where its content is in [`Arrival::payloads`] (decoded and decompressed).
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl Arrival {
+    /// The whole content of one of the record's documents (in memory: for small ones;
+    /// copy large ones with [`store::PayloadStore::copy`] or read them in ranges).
+    pub async fn read_document(&self, document: &ArrivedDocument) -> Result<Bytes, DriverError> {
+        Ok(self.payloads.get(&document.key).await?)
+    }
 }
 
 /// The GP clinical system's side of a transfer. Implementations must be idempotent where
@@ -143,13 +186,14 @@ pub trait Clinical: Send + Sync + 'static {
     /// Whether the patient is registered here (the sender's check; 06 when not).
     fn is_registered(&self, nhs_number: &str) -> impl Future<Output = Result<bool, String>> + Send;
 
-    /// The patient's record in GP Connect's migrate shape. An audited read by the GP2GP
-    /// system for `conversation_id`.
+    /// The patient's record in GP Connect's migrate shape: the structured Bundle's JSON
+    /// (translated as a stream: the driver never parses it whole). An audited read by the
+    /// GP2GP system for `conversation_id`.
     fn read_record(
         &self,
         nhs_number: &str,
         conversation_id: &str,
-    ) -> impl Future<Output = Result<fhir::Bundle, String>> + Send;
+    ) -> impl Future<Output = Result<Bytes, String>> + Send;
 
     /// The content of one document the record refers to. An error means it cannot be
     /// read; an absent-attachment file is sent in its place.

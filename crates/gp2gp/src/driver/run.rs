@@ -1,7 +1,6 @@
 //! The driver at work: starting transfers, taking inbound messages, carrying out actions,
 //! and the ticker.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1514,15 +1513,17 @@ async fn build<C: Clinical>(
         message_id: Some(extract_id.clone()),
         request_id: Some(request_id).filter(|r| !r.is_empty()),
     };
-    // Translation is CPU work: off the async threads.
+    // Translation is CPU work: off the async threads. It streams: the record's JSON in,
+    // the extract's XML out, neither held as a model.
     let translated = tokio::task::spawn_blocking(move || {
-        translate::to_hl7::bundle_to_extract(&record, &options).map(|(message, report)| {
-            (
-                message.interaction_id().to_string(),
-                message.to_xml(hl7v3::xml::Layout::Compact),
-                report,
-            )
-        })
+        let mut xml = Vec::with_capacity(record.len());
+        let report = translate::to_hl7::bundle_to_writer(&record, &mut xml, &options)
+            .map_err(|e| e.to_string())?;
+        drop(record);
+        let xml = String::from_utf8(xml).map_err(|e| format!("it is not UTF-8: {e}"))?;
+        let interaction = large::extract_interaction(&xml)
+            .ok_or_else(|| "it did not give an EhrExtract message".to_string())?;
+        Ok::<_, String>((interaction, xml, report))
     })
     .await
     .map_err(|e| DriverError::Internal(format!("translation stopped: {e}")))?;
@@ -1530,7 +1531,38 @@ async fn build<C: Clinical>(
         Ok(x) => x,
         Err(e) => return Ok(failed(format!("the record could not be translated: {e}"))),
     };
-    let mut documents = Vec::with_capacity(report.documents.len());
+    let mut n = 0usize;
+    let mut new_id = || {
+        let id = derived_id(conv, &format!("out/{}", n + 1));
+        n += 1;
+        id
+    };
+    let route = Route::Sds {
+        ods_code: parties.requester_ods.clone(),
+    };
+    // One document at a time: read, planned and each of its messages kept as soon as it is
+    // made, so a record of large documents never sits in memory whole.
+    let (mut planner, skeleton) = match large::Planner::start(
+        parties,
+        route,
+        conv,
+        interaction,
+        xml,
+        now,
+        &mut new_id,
+        &large::Sizes::default(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(failed(format!(
+                "the extract could not be packed for sending: {e}"
+            )));
+        }
+    };
+    let mut copcs = Vec::new();
+    if let Some(placement) = skeleton {
+        keep_placement(&inner.payloads, conv, placement, &mut new_id, &mut copcs).await?;
+    }
     for file in &report.documents {
         let content = match inner
             .clinical
@@ -1543,7 +1575,7 @@ async fn build<C: Clinical>(
                 None
             }
         };
-        documents.push(large::Document {
+        let document = large::Document {
             document_id: file
                 .filename
                 .split('_')
@@ -1553,47 +1585,47 @@ async fn build<C: Clinical>(
             filename: file.filename.clone(),
             content_type: file.content_type.clone(),
             content,
-        });
+        };
+        let placement = planner.place(document, &mut new_id);
+        keep_placement(&inner.payloads, conv, placement, &mut new_id, &mut copcs).await?;
     }
-    let mut n = 0usize;
-    let mut new_id = || {
-        let id = derived_id(conv, &format!("out/{}", n + 1));
-        n += 1;
-        id
-    };
-    let route = Route::Sds {
-        ods_code: parties.requester_ods.clone(),
-    };
-    let plan = match large::plan(
-        parties,
-        route,
-        conv,
-        &interaction,
-        xml,
-        documents,
-        now,
-        &mut new_id,
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            return Ok(failed(format!(
-                "the extract could not be packed for sending: {e}"
-            )));
-        }
-    };
-    stored::put_outbound(&inner.payloads, conv, &plan.extract).await?;
-    let mut copcs = Vec::with_capacity(plan.copcs.len());
-    for c in &plan.copcs {
-        stored::put_outbound(&inner.payloads, conv, c).await?;
-        if let Some(id) = &c.message_id {
-            copcs.push(MessageId::new(id.clone()));
-        }
-    }
+    // The extract last: it names every document, and a rebuild after a crash makes the
+    // same messages again under the same ids.
+    let (extract_id, extract) = planner.finish();
+    stored::put_outbound(&inner.payloads, conv, &extract).await?;
     Ok(sender::Event::Built {
-        extract_id: plan.extract_id,
+        extract_id,
         copcs,
         now_ms: now,
     })
+}
+
+/// Keeps the messages of one placed document (nothing for an inline one: it goes with the
+/// extract), adding their ids to `copcs` in sending order (a fragment index before its
+/// fragments, though it is kept after them: it lists them).
+async fn keep_placement(
+    payloads: &store::PayloadStore,
+    conv: &str,
+    placement: large::Placement,
+    new_id: &mut (dyn FnMut() -> String + Send),
+    copcs: &mut Vec<MessageId>,
+) -> Result<(), DriverError> {
+    match placement {
+        large::Placement::Inline => {}
+        large::Placement::Message(message) => {
+            stored::put_outbound(payloads, conv, &message).await?;
+            copcs.extend(message.message_id.as_deref().map(MessageId::new));
+        }
+        large::Placement::Split(mut fragments) => {
+            copcs.push(MessageId::new(fragments.index_id()));
+            while let Some(fragment) = fragments.next_fragment(new_id) {
+                stored::put_outbound(payloads, conv, &fragment).await?;
+                copcs.extend(fragment.message_id.as_deref().map(MessageId::new));
+            }
+            stored::put_outbound(payloads, conv, &fragments.into_index()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The requester puts the record together, translates it and hands it to the inbox.
@@ -1614,55 +1646,27 @@ async fn assemble<C: Clinical>(
             "the extract was not kept; it cannot be read".into(),
         ));
     };
-    // Everything the documents name, and every fragment their indexes name.
-    let mut parts: HashMap<String, Vec<wire::ReceivedPart>> = HashMap::new();
-    let mut indexes: HashMap<String, Vec<MessageId>> = HashMap::new();
-    for doc in &extract.documents {
-        if let Some(r) =
-            stored::get_received(&inner.payloads, conv, doc.message_id.as_str()).await?
+    let assembled =
+        match super::assembly::assemble(&inner.payloads, conv, extract_message_id, &extract).await?
         {
-            if let Some(fragments) = &r.fragments {
-                for f in fragments {
-                    if let Some(fr) = stored::get_received(&inner.payloads, conv, f).await? {
-                        parts.insert(f.clone(), fr.parts);
-                    }
-                }
-                indexes.insert(
-                    doc.message_id.as_str().to_string(),
-                    fragments
-                        .iter()
-                        .map(|f| MessageId::new(f.clone()))
-                        .collect(),
-                );
-            }
-            parts.insert(doc.message_id.as_str().to_string(), r.parts);
-        }
-    }
-    let assembled = large::assemble(
-        &extract.hl7,
-        &extract.parts,
-        &extract.documents,
-        &|id: &MessageId| parts.get(id.as_str()).cloned(),
-        &|id: &MessageId| indexes.get(id.as_str()).cloned(),
-    );
-    drop(parts);
-    let assembled = match assembled {
-        Ok(a) => a,
-        Err(e) => return Ok(failed(e.reason_code(), e.to_string())),
-    };
+            Ok(a) => a,
+            Err(e) => return Ok(failed(e.reason_code(), e.to_string())),
+        };
     let xml = assembled.extract_xml;
+    // Translated as a stream (the XML in, the JSON out, no model of either held whole).
     let translated = tokio::task::spawn_blocking(move || {
-        let message = hl7v3::Message::parse(xml.as_bytes())
-            .map_err(|e| format!("the extract is not readable HL7: {e}"))?;
-        translate::to_fhir::extract_to_bundle(
-            &message,
+        let mut json = Vec::with_capacity(xml.len());
+        translate::to_fhir::extract_to_writer(
+            xml.as_bytes(),
+            &mut json,
             &translate::to_fhir::ToFhirOptions::default(),
         )
+        .map(|report| (bytes::Bytes::from(json), report))
         .map_err(|e| format!("the extract could not be translated: {e}"))
     })
     .await
     .map_err(|e| DriverError::Internal(format!("translation stopped: {e}")))?;
-    let (bundle, report) = match translated {
+    let (record, report) = match translated {
         Ok(x) => x,
         Err(reason) => return Ok(failed(ReasonCode::ExtractNotWellFormed, reason)),
     };
@@ -1671,9 +1675,10 @@ async fn assemble<C: Clinical>(
         nhs_number: row.nhs_number.clone(),
         from_ods: row.peer_ods.clone(),
         interaction_id: extract.interaction_id.clone(),
-        bundle,
+        record,
         report,
         documents: assembled.documents,
+        payloads: inner.payloads.clone(),
     };
     match inner.clinical.deliver(arrival).await {
         Ok(Some(how)) => Ok(requester::Event::Integration(how)),

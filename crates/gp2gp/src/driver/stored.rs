@@ -23,6 +23,16 @@ fn in_prefix(conversation: &str, message_id: &str) -> String {
     format!("gp2gp/{}/in/{}", safe(conversation), safe(message_id))
 }
 
+/// Where the requester keeps document `index` of a record put together from the extract
+/// `extract_message_id` (inside the extract's own copies: removed with them when the
+/// transfer ends; the practice takes its copy when the record is delivered).
+pub(crate) fn document_key(conversation: &str, extract_message_id: &str, index: usize) -> String {
+    format!(
+        "{}/documents/{index}",
+        in_prefix(conversation, extract_message_id)
+    )
+}
+
 /// Ids come from the network: keep only what is safe in a key.
 fn safe(id: &str) -> String {
     id.chars()

@@ -56,7 +56,7 @@ pub struct TestClinical {
     pub unreadable: Option<String>,
     /// Patients whose record cannot be read (the sender fails with 10).
     pub unreadable_records: HashSet<String>,
-    pub arrived: Mutex<Vec<Arrival>>,
+    pub arrived: Mutex<Vec<Filed>>,
     /// The integration decision for every arrival, unless `decisions` has one for the
     /// patient.
     pub auto: Option<Integration>,
@@ -78,7 +78,7 @@ impl TestClinical {
     }
 
     /// The records that arrived for `conversation`.
-    pub fn arrivals(&self, conversation: &str) -> Vec<Arrival> {
+    pub fn arrivals(&self, conversation: &str) -> Vec<Filed> {
         self.arrived
             .lock()
             .unwrap()
@@ -86,6 +86,24 @@ impl TestClinical {
             .filter(|a| a.conversation_id == conversation)
             .cloned()
             .collect()
+    }
+}
+
+/// A record as the test practice filed it: the arrival, with its documents read from the
+/// driver's payload store when it was delivered (they are removed there once the transfer
+/// ends).
+#[derive(Debug, Clone)]
+pub struct Filed {
+    pub arrival: Arrival,
+    /// The record, parsed.
+    pub bundle: fhir::Bundle,
+    pub documents: Vec<gp2gp::large::AssembledDocument>,
+}
+
+impl std::ops::Deref for Filed {
+    type Target = Arrival;
+    fn deref(&self) -> &Arrival {
+        &self.arrival
     }
 }
 
@@ -116,14 +134,14 @@ impl Clinical for Sys {
     async fn is_registered(&self, nhs: &str) -> Result<bool, String> {
         Ok(self.records.contains_key(nhs))
     }
-    async fn read_record(&self, nhs: &str, _c: &str) -> Result<fhir::Bundle, String> {
+    async fn read_record(&self, nhs: &str, _c: &str) -> Result<Bytes, String> {
         if self.unreadable_records.contains(nhs) {
             return Err("the record store is unavailable".into());
         }
-        self.records
-            .get(nhs)
-            .cloned()
-            .ok_or_else(|| "no record".into())
+        let record = self.records.get(nhs).ok_or("no record")?;
+        Ok(Bytes::from(
+            fhir::to_vec(record).map_err(|e| e.to_string())?,
+        ))
     }
     async fn read_document(
         &self,
@@ -149,12 +167,28 @@ impl Clinical for Sys {
     }
     async fn deliver(&self, arrival: Arrival) -> Result<Option<Integration>, String> {
         let decision = self.decide(&arrival.nhs_number);
+        let mut documents = Vec::new();
+        for d in &arrival.documents {
+            let bytes = arrival.read_document(d).await.map_err(|e| e.to_string())?;
+            assert_eq!(bytes.len() as u64, d.size, "{}", d.filename);
+            documents.push(gp2gp::large::AssembledDocument {
+                document_id: d.document_id.clone(),
+                filename: d.filename.clone(),
+                content_type: d.content_type.clone(),
+                bytes,
+            });
+        }
         let mut arrived = self.arrived.lock().unwrap();
         if !arrived
             .iter()
             .any(|a| a.conversation_id == arrival.conversation_id)
         {
-            arrived.push(arrival);
+            let bundle = fhir::from_slice(&arrival.record).map_err(|e| e.to_string())?;
+            arrived.push(Filed {
+                arrival,
+                bundle,
+                documents,
+            });
         }
         Ok(decision)
     }
@@ -463,7 +497,7 @@ impl World {
     }
 
     /// The one record filed for `conversation`, checked to be `nhs`'s.
-    pub fn filed_once(&self, conversation: &str, nhs: &str) -> Arrival {
+    pub fn filed_once(&self, conversation: &str, nhs: &str) -> Filed {
         let arrived = self.b_clinical.arrivals(conversation);
         assert_eq!(arrived.len(), 1, "filed once");
         let patient = arrived[0]

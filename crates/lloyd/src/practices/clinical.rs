@@ -70,13 +70,9 @@ impl Clinical for PracticeSystem {
             .map_err(|e| e.to_string())
     }
 
-    async fn read_record(
-        &self,
-        nhs_number: &str,
-        conversation_id: &str,
-    ) -> Result<fhir::Bundle, String> {
+    async fn read_record(&self, nhs_number: &str, conversation_id: &str) -> Result<Bytes, String> {
         self.practice
-            .read_record(
+            .read_record_json(
                 nhs_number,
                 GP2GP_USER,
                 &format!("GP2GP transfer {conversation_id} to the patient's new practice"),
@@ -115,11 +111,13 @@ impl Clinical for PracticeSystem {
 
     async fn deliver(&self, arrival: Arrival) -> Result<Option<Integration>, String> {
         let ods = self.practice.ods().to_string();
+        // The driver put each document together in the payload store this practice shares
+        // with it: the practice's copy is a hard link, however large the document.
         for doc in &arrival.documents {
             self.payloads
-                .put(
+                .copy(
+                    &doc.key,
                     &document_key(&ods, &arrival.conversation_id, &doc.filename),
-                    doc.bytes.clone(),
                 )
                 .await
                 .map_err(|e| e.to_string())?;
@@ -129,7 +127,7 @@ impl Clinical for PracticeSystem {
             .practice
             .deliver(Delivery {
                 conversation_id: arrival.conversation_id.clone(),
-                record: arrival.bundle,
+                record: arrival.record,
                 report,
             })
             .await
