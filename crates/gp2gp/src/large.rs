@@ -453,7 +453,7 @@ pub enum Placement {
     /// A COPC message of its own, to be sent after the Continue.
     Message(Box<mhs::Outbound>),
     /// Too large for one message: fragments, made one at a time, then their index.
-    Split(Fragments),
+    Split(Box<Fragments>),
 }
 
 /// A document being split: [`Fragments::next_fragment`] makes each fragment's COPC in
@@ -638,7 +638,7 @@ impl Planner {
                 document_id: Some(doc.document_id.clone()),
                 description: doc.info(true).to_string(),
             });
-        Placement::Split(Fragments {
+        Placement::Split(Box::new(Fragments {
             parties: p.clone(),
             route: route.clone(),
             conversation_id: conversation_id.clone(),
@@ -649,7 +649,7 @@ impl Planner {
             index_id,
             start: 0,
             made: 0,
-        })
+        }))
     }
 
     /// The extract's message id and the extract's message, every document placed.
