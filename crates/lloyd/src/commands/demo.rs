@@ -156,11 +156,7 @@ async fn demo(args: Args) -> Result<bool, String> {
         let dir = args.data.join("practices").join(&ods);
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let pdb = store::Database::open(&format!("sqlite://{}", dir.join("practice.db").display()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let ppayloads =
-            store::PayloadStore::on_disk(&dir.join("payloads")).map_err(|e| e.to_string())?;
+        let (pdb, ppayloads) = super::open_local_stores(&dir, "practice.db").await?;
         let practice = practice::Practice::open(
             &ods,
             pdb.clone(),

@@ -31,3 +31,19 @@ pub fn runtime(command: &str) -> Result<tokio::runtime::Runtime, std::process::E
             std::process::ExitCode::FAILURE
         })
 }
+
+/// Opens the SQLite database `db_file` and the on-disk payload store `payloads/` kept in
+/// `dir` — the layout Spine (`lloyd.db`) and every practice (`practice.db`) use under the data
+/// directory.
+pub async fn open_local_stores(
+    dir: &std::path::Path,
+    db_file: &str,
+) -> Result<(store::Database, store::PayloadStore), String> {
+    let path = dir.join(db_file);
+    let db = store::Database::open(&format!("sqlite://{}", path.display()))
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let payloads = store::PayloadStore::on_disk(&dir.join("payloads"))
+        .map_err(|e| format!("cannot open {}: {e}", dir.join("payloads").display()))?;
+    Ok((db, payloads))
+}

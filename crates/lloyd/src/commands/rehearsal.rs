@@ -47,11 +47,7 @@ impl Stage {
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let base = format!("http://{addr}");
         let clock: clock::SharedClock = Arc::new(clock::SystemClock);
-        let db = store::Database::open(&format!("sqlite://{}", data.join("lloyd.db").display()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let payloads =
-            store::PayloadStore::on_disk(&data.join("payloads")).map_err(|e| e.to_string())?;
+        let (db, payloads) = super::open_local_stores(data, "lloyd.db").await?;
         let spine = spine::Spine::start(
             db,
             payloads,

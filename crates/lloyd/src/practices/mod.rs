@@ -216,11 +216,7 @@ async fn start_one(
     clock: clock::SharedClock,
     options: &Options,
 ) -> Result<Hosted, String> {
-    let db = store::Database::open(&format!("sqlite://{}", dir.join("practice.db").display()))
-        .await
-        .map_err(|e| e.to_string())?;
-    let payloads =
-        store::PayloadStore::on_disk(&dir.join("payloads")).map_err(|e| e.to_string())?;
+    let (db, payloads) = crate::commands::open_local_stores(dir, "practice.db").await?;
     let sds = mhs::SdsConfig {
         base_url: format!("{base_url}/sds"),
         api_key: None,
