@@ -13,31 +13,19 @@
 //! one extract and the requester's positive final acknowledgement of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{KillOnDrop, free_port, lloyd, start_serve};
 use serde_json::{Value, json};
 
 const REQUEST: &str = "RCMR_IN010000UK05";
 const EXTRACT: &str = "RCMR_IN030000UK06";
 const COPC: &str = "COPC_IN000001UK01";
 const ACK: &str = "MCCI_IN010000UK13";
-
-fn lloyd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lloyd"))
-}
-
-/// A port free on loopback now (the processes are restarted on the same one).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// When the victim dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,17 +46,6 @@ enum Role {
     Requester,
 }
 
-/// One `lloyd serve` process, killed with SIGKILL when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Three `lloyd serve` processes over one seeded data directory.
 struct Cluster {
     _dir: tempfile::TempDir,
     data: PathBuf,
@@ -79,9 +56,9 @@ struct Cluster {
     /// The old practice and the new.
     from: String,
     to: String,
-    spine: Option<Process>,
-    sender: Option<Process>,
-    requester: Option<Process>,
+    spine: Option<KillOnDrop>,
+    sender: Option<KillOnDrop>,
+    requester: Option<KillOnDrop>,
     http: reqwest::Client,
 }
 
@@ -135,24 +112,14 @@ impl Cluster {
             .append(true)
             .open(self.logs.join(format!("{name}.log")))
             .unwrap();
-        let mut child = lloyd()
+        let mut command = lloyd();
+        command
             .args(["serve", "--config"])
             .arg(&config)
             .env("LLOYD_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let process = Process(child);
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(
-            line.starts_with("lloyd serve: listening on"),
-            "{role:?} did not start: {line:?}; see {}",
-            self.logs.display()
-        );
-        std::thread::spawn(move || for _ in out.lines() {});
+            .stderr(log);
+        let what = format!("{role:?} (see {})", self.logs.display());
+        let process = start_serve(command, &what).process;
         let slot = match role {
             Role::Spine => &mut self.spine,
             Role::Sender => &mut self.sender,

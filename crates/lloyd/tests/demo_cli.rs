@@ -2,14 +2,12 @@
 //! the real binary, real HTTP on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use std::process::Stdio;
+
+use common::{lloyd, start_serve};
 use serde_json::Value;
-
-fn lloyd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lloyd"))
-}
 
 #[test]
 fn the_demo_moves_records_and_writes_its_summary() {
@@ -75,15 +73,6 @@ fn bad_demo_arguments_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_demo_practices_and_transfer_follows_one_move() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,24 +99,14 @@ async fn serve_runs_the_demo_practices_and_transfer_follows_one_move() {
     );
     let config = dir.path().join("lloyd.toml");
     std::fs::write(&config, "[practices]\nauto_integrate = true\n").unwrap();
-    let mut child = lloyd()
+    let mut command = lloyd();
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .env("LLOYD_DATA_DIR", &data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let _serve = Serve(child);
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("lloyd serve: listening on ")
-        .unwrap()
-        .to_string();
-    std::thread::spawn(move || for _ in out.lines() {});
+        .stderr(Stdio::null());
+    let served = start_serve(command, "lloyd serve");
+    let base = served.base.clone();
 
     // The practices come up (they ask SDS who they are first).
     let http = reqwest::Client::new();

@@ -1,22 +1,17 @@
 //! `lloyd ebxml inspect` and `lloyd ebxml extract`, run as a user would run them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn lloyd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lloyd"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::lloyd().args(args).output().unwrap()
 }
 
 fn corpus(rel: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance")
-        .join(rel)
-        .display()
-        .to_string()
+    common::corpus().join(rel).display().to_string()
 }
 
 /// A temporary file holding `content`, removed when dropped.

@@ -2,13 +2,10 @@
 //! practices over loopback, checked through the summary JSON it writes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+mod common;
 
+use common::lloyd;
 use serde_json::Value;
-
-fn lloyd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lloyd"))
-}
 
 #[test]
 fn a_small_load_is_moved_and_measured() {

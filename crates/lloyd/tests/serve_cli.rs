@@ -2,9 +2,11 @@
 //! PDS, then stop it with SIGTERM and see it exit cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Command, Stdio};
 
+use common::{lloyd, start_serve};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -18,25 +20,16 @@ async fn serve_answers_health_sds_and_pds_then_stops_on_sigterm() {
         format!("[sds]\ndirectory = {:?}\n", directory.display().to_string()),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lloyd"))
+    let mut command = lloyd();
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .env("LLOYD_DATA_DIR", dir.path().join("data"))
         .env("LLOYD_MESH_MAILBOXES", "B86041OT001")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
     // The first line on stdout says where it listens.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("lloyd serve: listening on ")
-        .expect(&line)
-        .to_string();
+    let mut served = start_serve(command, "lloyd serve");
+    let base = served.base.clone();
     let http = reqwest::Client::new();
     let mut healthy = false;
     for _ in 0..100 {
@@ -102,11 +95,11 @@ async fn serve_answers_health_sds_and_pds_then_stops_on_sigterm() {
     assert!(metrics.contains("spine_requests_total"), "{metrics}");
 
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &served.process.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = served.process.0.wait().unwrap();
     assert!(status.success(), "lloyd serve exited with {status}");
     assert!(dir.path().join("data/lloyd.db").exists());
 }

@@ -5,51 +5,24 @@
 //! B's facade in the adaptor's inbound JSON shape, exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::{Served, free_port, lloyd, start_serve};
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `lloyd serve` with these environment overrides; returns it and its base URL.
-fn serve(data: &std::path::Path, env: &[(&str, String)]) -> (Serve, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lloyd"));
+fn serve(data: &std::path::Path, env: &[(&str, String)]) -> Served {
+    let mut cmd = lloyd();
     cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .env("LLOYD_DATA_DIR", data)
-        .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("lloyd serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_string();
-    // Keep reading stdout in the background so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in out.lines() {});
-    (Serve(child), base)
+    start_serve(cmd, "lloyd serve")
 }
 
 #[tokio::test]
@@ -72,7 +45,7 @@ async fn a_gp_system_message_crosses_from_a_to_b_through_two_lloyd_processes() {
     )
     .unwrap();
 
-    let (_a, a_base) = serve(
+    let a_served = serve(
         &dir.path().join("a"),
         &[
             ("LLOYD_SDS_DIRECTORY", directory.display().to_string()),
@@ -81,7 +54,8 @@ async fn a_gp_system_message_crosses_from_a_to_b_through_two_lloyd_processes() {
             ("LLOYD_MHS_FACADE_LISTEN", format!("127.0.0.1:{a_facade}")),
         ],
     );
-    let (_b, _) = serve(
+    let a_base = a_served.base.clone();
+    let _b = serve(
         &dir.path().join("b"),
         &[
             ("LLOYD_MHS_PARTY_KEY", "B86041-0000002".into()),
@@ -190,7 +164,7 @@ async fn a_gp_system_message_crosses_from_a_to_b_through_two_lloyd_processes() {
 #[test]
 fn a_handler_on_a_public_address_without_certificates_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_lloyd"))
+    let out = lloyd()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("LLOYD_DATA_DIR", dir.path())
         .env("LLOYD_MHS_PARTY_KEY", "A82038-0000001")

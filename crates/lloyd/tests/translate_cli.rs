@@ -1,16 +1,11 @@
 //! `lloyd translate` end to end on corpus files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-}
-
-fn lloyd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lloyd"))
-}
+use common::{corpus, lloyd};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lloyd-translate-cli-{}", std::process::id()));

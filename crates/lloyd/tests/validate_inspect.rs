@@ -1,14 +1,13 @@
 //! `lloyd validate` and `lloyd inspect`, run as the real binary on the conformance corpus.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::corpus;
 use serde_json::Value;
-
-fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-}
 
 fn schemas_dir() -> PathBuf {
     corpus().join("schemas")
@@ -20,7 +19,7 @@ fn c(rel: &str) -> PathBuf {
 
 /// The binary, with LLOYD_SCHEMAS cleared so that only what a test passes counts.
 fn lloyd() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lloyd"));
+    let mut cmd = common::lloyd();
     cmd.env_remove("LLOYD_SCHEMAS");
     cmd
 }
