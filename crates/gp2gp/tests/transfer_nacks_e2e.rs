@@ -560,11 +560,14 @@ async fn large_messages_lost_or_spoilt_end_with_25_31_and_29() {
             .collect(),
     )
     .await;
+    // The new practice waits five minutes for the extract and five for each part (SDS),
+    // on a clock the test moves on an hour once everything the old practice sent has been
+    // dropped by the interposer or taken in by the new practice: the deadlines pass then,
+    // and never earlier, however slow the machine.
+    let b_clock = paced_clock();
     let setup = Setup {
         b_address: Some(interposer.url.clone()),
-        // The new practice waits five seconds for the extract and five for each part
-        // (time enough for what does come on a busy machine).
-        b_persist: "PT5S".into(),
+        b_clock: Some(b_clock.clone()),
         ..Setup::patients(&[&p25, &p31, &p29])
     };
     let w = World::start(a, TestClinical::filing(), setup).await;
@@ -572,6 +575,24 @@ async fn large_messages_lost_or_spoilt_end_with_25_31_and_29() {
     let conversations = w
         .request_all(table.iter().map(|(nhs, _, _)| nhs.as_str()))
         .await;
+    for conversation in &conversations {
+        let start = std::time::Instant::now();
+        loop {
+            if let (Ok(sent), Ok(taken)) = (
+                w.a().status(conversation).await,
+                w.b.driver.status(conversation).await,
+            ) && everything_sent_was_dropped_or_taken(&sent, &taken, &interposer.dropped())
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "the parts of {conversation} never all went by"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    b_clock.advance(Duration::from_secs(3600));
     for (conversation, (nhs, meddle, code)) in conversations.iter().zip(&table) {
         // The old practice hears it in the final acknowledgement.
         let (requester, _) = w
@@ -592,4 +613,28 @@ async fn large_messages_lost_or_spoilt_end_with_25_31_and_29() {
             assert!(interposer.touched(conversation).is_some());
         }
     }
+}
+
+/// The old practice has sent the index and two fragments, and each was dropped by the
+/// interposer or taken in by the new practice (or the new practice's transfer is over).
+fn everything_sent_was_dropped_or_taken(
+    sent: &gp2gp::driver::TransferStatus,
+    taken: &gp2gp::driver::TransferStatus,
+    dropped: &[String],
+) -> bool {
+    let parts: Vec<&str> = sent
+        .messages
+        .iter()
+        .filter(|m| m.direction == "out" && m.interaction_id == COPC)
+        .map(|m| m.message_id.as_str())
+        .collect();
+    parts.len() == 3
+        && (taken.summary.finished
+            || parts.iter().all(|id| {
+                dropped.iter().any(|d| d.eq_ignore_ascii_case(id))
+                    || taken
+                        .messages
+                        .iter()
+                        .any(|m| m.direction == "in" && m.message_id.eq_ignore_ascii_case(id))
+            }))
 }

@@ -217,6 +217,9 @@ pub struct Setup<'a> {
     pub b_address: Option<String>,
     /// The new practice's persist duration in SDS (how long it waits for each part).
     pub b_persist: String,
+    /// The new practice's driver's clock (real time when `None`): a [`paced_clock`] lets a
+    /// test jump past a deadline once it knows nothing more will arrive.
+    pub b_clock: Option<clock::ManualClock>,
 }
 
 impl Setup<'_> {
@@ -236,6 +239,7 @@ impl Setup<'_> {
             drive_a: true,
             b_address: None,
             b_persist: "PT5M".into(),
+            b_clock: None,
         }
     }
 }
@@ -327,12 +331,39 @@ async fn practice_parts(
     (m, parts)
 }
 
-/// A practice's driver over its parts, started.
-pub async fn driver(parts: &PracticeParts, ods: &str, asid: &str, base: &str) -> Running<Sys> {
+/// A clock that keeps pace with real time (a task moves it on every 20 ms by the real time
+/// that passed) and that a test can also move forward by hand with `advance`.
+pub fn paced_clock() -> clock::ManualClock {
+    use clock::Clock;
+    let paced = clock::ManualClock::new(clock::SystemClock.now_ms());
+    let pacer = paced.clone();
+    tokio::spawn(async move {
+        let mut last = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = Instant::now();
+            pacer.advance(now - last);
+            last = now;
+        }
+    });
+    paced
+}
+
+/// A practice's driver over its parts, started, on real time unless given a clock.
+pub async fn driver(
+    parts: &PracticeParts,
+    ods: &str,
+    asid: &str,
+    base: &str,
+    clock: Option<clock::ManualClock>,
+) -> Running<Sys> {
     let mut config = DriverConfig::new(ods, asid);
     config.pds_url = Some(format!("{base}/pds"));
     config.tick = Duration::from_millis(200);
-    let clock: clock::SharedClock = Arc::new(clock::SystemClock);
+    let clock: clock::SharedClock = match clock {
+        Some(c) => Arc::new(c),
+        None => Arc::new(clock::SystemClock),
+    };
     Driver::open(
         config,
         parts.db.clone(),
@@ -430,11 +461,11 @@ impl World {
             axum::serve(listener, app).await.unwrap();
         });
         let a = if setup.drive_a {
-            Some(driver(&a_parts, A, A_ASID, &base).await)
+            Some(driver(&a_parts, A, A_ASID, &base, None).await)
         } else {
             None
         };
-        let b = driver(&b_parts, B, B_ASID, &base).await;
+        let b = driver(&b_parts, B, B_ASID, &base, setup.b_clock.clone()).await;
         World {
             dir,
             base,
@@ -465,7 +496,7 @@ impl World {
     pub async fn restart_a(&mut self) {
         drop(self.a.take());
         tokio::time::sleep(Duration::from_millis(300)).await;
-        self.a = Some(driver(&self.a_parts, A, A_ASID, &self.base).await);
+        self.a = Some(driver(&self.a_parts, A, A_ASID, &self.base, None).await);
     }
 
     /// The new practice asks the old one for each patient's record; the conversations.
