@@ -375,6 +375,17 @@ fn unusual_but_valid_bundles_stream_to_the_same_extract() {
             "early condition",
             serde_json::to_vec(&with_condition).unwrap(),
         ),
+        (
+            "pretty-printed",
+            serde_json::to_vec_pretty(&with_condition).unwrap(),
+        ),
+        // Keys written with escapes (the quick split leaves such a Bundle to the whole path).
+        (
+            "escaped keys",
+            text.replacen("\"fullUrl\"", "\"full\\u0055rl\"", 1)
+                .replacen("\"resourceType\"", "\"resource\\u0054ype\"", 2)
+                .into_bytes(),
+        ),
     ];
     for (what, doc) in variants {
         assert_same_to_hl7(&format!("{name} ({what})"), &doc, &hl7_options());
@@ -411,6 +422,14 @@ fn bundles_that_cannot_be_read_or_sent_fail_as_the_whole_bundle_path_does() {
         ("truncated", text.as_bytes()[..text.len() / 2].to_vec()),
         ("a member twice", text.replacen("\"type\":", "\"type\":\"collection\",\"type\":", 1).into_bytes()),
         ("no NHS number", text.replace("https://fhir.nhs.uk/Id/nhs-number", "https://example.org/id").into_bytes()),
+        (
+            "a bad escape in a resource",
+            insert_entry(&text, r#"{"resource":{"resourceType":"Binary","id":"b\q"}}"#),
+        ),
+        (
+            "a comma too many",
+            insert_entry(&text, r#"{"resource":{"resourceType":"Binary","id":"b",}}"#),
+        ),
         (
             "a bad member of a resource nothing asks for",
             insert_entry(

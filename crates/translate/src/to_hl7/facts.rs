@@ -14,8 +14,7 @@ use crate::hash::HashMap;
 
 use fhir::Resource;
 use serde::Deserialize;
-use serde::de::{self, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de;
 
 use super::consultations::CONSULTATION_LIST;
 use super::observations::COMMENT_NOTE;
@@ -105,13 +104,13 @@ impl Facts {
     /// From a resource's JSON. `modelled` says whether the model reads a resource type
     /// into a struct of its own (see [`Modelled`]).
     pub fn read(json: &str, modelled: &mut Modelled) -> Result<Facts, serde_json::Error> {
-        let members: Members<'_> = serde_json::from_str(json)?;
-        let ty = members
-            .get("resourceType")
-            .ok_or_else(|| de::Error::missing_field("resourceType"))?;
-        let resource_type: String = serde_json::from_str(ty.get())?;
+        let members = super::json::members(json).ok_or_else(|| {
+            de::Error::custom("not an object the quick reading takes (see `to_hl7::json`)")
+        })?;
+        let member = |name: &str| members.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let ty = member("resourceType").ok_or_else(|| de::Error::missing_field("resourceType"))?;
+        let resource_type: String = serde_json::from_str(ty)?;
         let typed = modelled.is_modelled(&resource_type);
-        let member = |name: &str| members.get(name).map(RawValue::get);
         let id = match member("id") {
             None | Some("null") => None,
             Some(v) if v.starts_with('"') => Some(serde_json::from_str::<String>(v)?),
@@ -194,41 +193,6 @@ impl Modelled {
             .is_ok_and(|r| !matches!(r, Resource::Other(_)));
         self.0.insert(resource_type.to_owned(), m);
         m
-    }
-}
-
-/// A resource's members, each as its JSON text.
-struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
-
-impl<'a> Members<'a> {
-    fn get(&self, name: &str) -> Option<&'a RawValue> {
-        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
-    }
-}
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-
-        impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a FHIR resource (a JSON object)")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut members: Vec<(&'de str, &'de RawValue)> = Vec::with_capacity(16);
-                while let Some(key) = map.next_key::<&'de str>()? {
-                    if members.iter().any(|(k, _)| *k == key) {
-                        return Err(de::Error::custom("a member appears twice"));
-                    }
-                    members.push((key, map.next_value()?));
-                }
-                Ok(Members(members))
-            }
-        }
-        d.deserialize_map(V)
     }
 }
 

@@ -40,6 +40,7 @@ mod codes;
 mod consultations;
 mod diagnostics;
 mod facts;
+mod json;
 mod medication;
 mod observations;
 mod prescan;

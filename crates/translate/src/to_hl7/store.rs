@@ -24,7 +24,6 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use fhir::{Bundle, BundleIndex, EntryIndex, Reference, Resource, TypedResource};
-use serde_json::value::RawValue;
 
 use super::ahead::{Ahead, Taken};
 
@@ -114,7 +113,7 @@ const CACHE: usize = 512;
 /// One entry of a Bundle read as text.
 pub(crate) struct RawEntry<'a> {
     /// The resource's JSON.
-    pub resource: &'a RawValue,
+    pub resource: &'a str,
     /// Its type and id, as the typed model reads them.
     pub resource_type: String,
     pub id: Option<String>,
@@ -212,7 +211,7 @@ impl<'a> Store<'a> {
                 l.entries.iter().enumerate().all(|(pos, e)| {
                     let Some(e) = e else { return true };
                     parsed.get(pos).copied().unwrap_or(false)
-                        || serde_json::from_str::<Resource>(e.resource.get()).is_ok()
+                        || serde_json::from_str::<Resource>(e.resource).is_ok()
                 })
             }
         }
@@ -226,7 +225,7 @@ impl<'a> Store<'a> {
             Source::Lazy(l) => l
                 .entries
                 .iter()
-                .map(|e| e.as_ref().map(|e| e.resource.get()))
+                .map(|e| e.as_ref().map(|e| e.resource))
                 .collect(),
         }
     }
@@ -393,7 +392,7 @@ impl Lazy<'_> {
         };
         let r = match ahead {
             Some(r) => r,
-            None => match serde_json::from_str::<Resource>(entry.resource.get()) {
+            None => match serde_json::from_str::<Resource>(entry.resource) {
                 Ok(r) => Arc::new(r),
                 Err(_) => {
                     self.failed.set(true);

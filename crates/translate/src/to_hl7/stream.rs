@@ -28,7 +28,6 @@
 //! whole-Bundle path, which reads it, or says what is wrong with it.
 
 use crate::hash::{HashMap, HashSet};
-use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, mpsc};
 
@@ -36,11 +35,10 @@ use fhir::{Bundle, BundleEntry, EntryIndex, Resource};
 use hl7v3::ehr::{CompositionComponent, LinkSet, Statement};
 use hl7v3::typed::ToXml;
 use hl7v3::xml::{Element, Layout, Writer};
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use super::ahead::{Ahead, StopOnDrop};
 use super::facts::{Facts, Modelled};
+use super::json::{self, Cursor};
 use super::prescan::Prescan;
 use super::store::{RawEntry, Store};
 use super::{
@@ -179,7 +177,7 @@ fn read_facts(entries: &[SplitEntry<'_>]) -> Option<Vec<Option<Read>>> {
         part.iter()
             .map(|e| match e.resource {
                 None => Some(None),
-                Some(raw) => read_one(raw.get(), &mut modelled).map(Some),
+                Some(raw) => read_one(raw, &mut modelled).map(Some),
             })
             .collect()
     };
@@ -454,146 +452,77 @@ struct Split<'a> {
 
 struct SplitEntry<'a> {
     /// The resource's JSON (`None` without one, or with `"resource": null`).
-    resource: Option<&'a RawValue>,
+    resource: Option<&'a str>,
     full_url: Option<String>,
 }
 
 /// Splits the Bundle, reading everything but the resources as the model does; `None`
-/// when the JSON is not a Bundle the split can take as it is.
+/// when the JSON is not a Bundle the split can take as it is. The resources are found by
+/// [`Cursor`], and read by `serde_json` later.
 fn split(input: &[u8]) -> Option<Split<'_>> {
-    let mut de = serde_json::Deserializer::from_slice(input);
-    let parts = de::Deserializer::deserialize_map(&mut de, TopVisitor).ok()?;
-    de.end().ok()?;
-    let shell: Bundle = fhir::from_str(&object_text(&parts.members)).ok()?;
+    let text = std::str::from_utf8(input).ok()?;
+    let mut c = Cursor::new(text);
+    let mut members: Vec<(&str, &str)> = Vec::new();
+    let mut entries = None;
+    json::object(&mut c, |key, c| {
+        if key == "entry" {
+            entries = Some(split_entries(c)?);
+        } else {
+            members.push((key, c.value()?));
+        }
+        Some(())
+    })?;
+    c.end()?;
+    let shell: Bundle = fhir::from_str(&object_text(&members)).ok()?;
     Some(Split {
         shell,
-        entries: parts.entries?,
+        entries: entries.unwrap_or_default(),
     })
 }
 
-/// The JSON text of an object with these members.
-fn object_text(members: &[(String, &RawValue)]) -> String {
+/// The entries of `Bundle.entry` (which must be an array of objects).
+fn split_entries<'a>(c: &mut Cursor<'a>) -> Option<Vec<SplitEntry<'a>>> {
+    c.expect(b'[')?;
+    let mut out = Vec::new();
+    let mut first = true;
+    while c.more(first, b']')? {
+        first = false;
+        let mut resource = None;
+        let mut rest: Vec<(&str, &str)> = Vec::new();
+        json::object(c, |key, c| {
+            let value = c.value()?;
+            if key == "resource" {
+                resource = Some(value);
+            } else {
+                rest.push((key, value));
+            }
+            Some(())
+        })?;
+        // `"resource": null` is no resource, as the model reads it.
+        let resource = resource.filter(|r| *r != "null");
+        let full_url = if rest.is_empty() {
+            None
+        } else {
+            let entry: BundleEntry = fhir::from_str(&object_text(&rest)).ok()?;
+            entry.full_url
+        };
+        out.push(SplitEntry { resource, full_url });
+    }
+    Some(out)
+}
+
+/// The JSON text of an object with these members (keys as written, without escapes).
+fn object_text(members: &[(&str, &str)]) -> String {
     let mut text = String::from("{");
     for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
             text.push(',');
         }
-        text.push_str(&serde_json::Value::String(k.clone()).to_string());
-        text.push(':');
-        text.push_str(v.get());
+        text.push('"');
+        text.push_str(k);
+        text.push_str("\":");
+        text.push_str(v);
     }
     text.push('}');
     text
-}
-
-struct TopParts<'a> {
-    /// The members other than `entry`.
-    members: Vec<(String, &'a RawValue)>,
-    entries: Option<Vec<SplitEntry<'a>>>,
-}
-
-struct TopVisitor;
-
-impl<'de> Visitor<'de> for TopVisitor {
-    type Value = TopParts<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a FHIR Bundle (a JSON object)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopParts<'de>, A::Error> {
-        let mut parts = TopParts {
-            members: Vec::new(),
-            entries: None,
-        };
-        let mut seen = HashSet::default();
-        while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                return Err(de::Error::custom("a member appears twice"));
-            }
-            if key == "entry" {
-                parts.entries = Some(map.next_value_seed(EntriesSeed)?);
-            } else {
-                parts.members.push((key, map.next_value()?));
-            }
-        }
-        if parts.entries.is_none() {
-            parts.entries = Some(Vec::new());
-        }
-        Ok(parts)
-    }
-}
-
-struct EntriesSeed;
-
-impl<'de> DeserializeSeed<'de> for EntriesSeed {
-    type Value = Vec<SplitEntry<'de>>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntriesSeed {
-    type Value = Vec<SplitEntry<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of entries")
-    }
-
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-        while let Some(members) = seq.next_element_seed(EntrySeed)? {
-            let mut resource = None;
-            let mut rest = Vec::new();
-            for (k, v) in members {
-                if k == "resource" {
-                    resource = Some(v);
-                } else {
-                    rest.push((k, v));
-                }
-            }
-            // `"resource": null` is no resource, as the model reads it.
-            let resource = resource.filter(|r| r.get() != "null");
-            let full_url = if rest.is_empty() {
-                None
-            } else {
-                let entry: BundleEntry =
-                    fhir::from_str(&object_text(&rest)).map_err(de::Error::custom)?;
-                entry.full_url
-            };
-            out.push(SplitEntry { resource, full_url });
-        }
-        Ok(out)
-    }
-}
-
-/// One entry's members, each as its text (an entry must be an object).
-struct EntrySeed;
-
-impl<'de> DeserializeSeed<'de> for EntrySeed {
-    type Value = Vec<(String, &'de RawValue)>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntrySeed {
-    type Value = Vec<(String, &'de RawValue)>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a Bundle entry (a JSON object)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members: Vec<(String, &'de RawValue)> = Vec::with_capacity(2);
-        while let Some(key) = map.next_key::<String>()? {
-            if members.iter().any(|(k, _)| *k == key) {
-                return Err(de::Error::custom("a member appears twice"));
-            }
-            members.push((key, map.next_value()?));
-        }
-        Ok(members)
-    }
 }
