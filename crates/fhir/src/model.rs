@@ -250,7 +250,10 @@ impl Field for Option<Choice> {
     fn write<M: SerializeMap>(&self, name: &'static str, map: &mut M) -> Result<(), M::Error> {
         match self {
             Some(v) => {
-                let key = format!("{name}{}", v.type_name());
+                let ty = v.type_name();
+                let mut key = String::with_capacity(name.len() + ty.len());
+                key.push_str(name);
+                key.push_str(ty);
                 map.serialize_entry(&key, &ChoiceValue(v))
             }
             None => Ok(()),

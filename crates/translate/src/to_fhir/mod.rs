@@ -326,10 +326,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// An id for a resource made from `ii`, or derived from `fallback` when it has none.
-    pub fn id_for(&mut self, ty: &'static str, ii: Option<&II>, fallback: &str) -> String {
+    pub fn id_for(
+        &mut self,
+        ty: &'static str,
+        ii: Option<&II>,
+        fallback: impl std::fmt::Display,
+    ) -> String {
+        // The fallback is made into text only when it is used (most statements have ids).
         let base = ii
             .and_then(ii_id)
-            .unwrap_or_else(|| format!("h{}", hash_hex(fallback)));
+            .unwrap_or_else(|| format!("h{}", hash_hex(&fallback.to_string())));
         self.claim(ty, base)
     }
 
@@ -370,12 +376,15 @@ impl<'a> Ctx<'a> {
             .map(str::trim)
             .filter(|e| !e.is_empty());
         match (root, ext) {
-            (Some(r), Some(e)) => vec![Identifier::new(format!("urn:oid:{r}"), e)],
+            (Some(r), Some(e)) => vec![Identifier::new(["urn:oid:", r].concat(), e)],
             (Some(r), None) if is_uuid(r) => vec![Identifier::new(
                 "urn:ietf:rfc:3986",
-                format!("urn:uuid:{}", r.to_ascii_lowercase()),
+                ["urn:uuid:", &r.to_ascii_lowercase()].concat(),
             )],
-            (Some(r), None) => vec![Identifier::new("urn:ietf:rfc:3986", format!("urn:oid:{r}"))],
+            (Some(r), None) => vec![Identifier::new(
+                "urn:ietf:rfc:3986",
+                ["urn:oid:", r].concat(),
+            )],
             _ => Vec::new(),
         }
     }

@@ -238,8 +238,15 @@ fn profile(name: &str, meta: Option<Meta>) -> Option<Meta> {
 }
 
 impl Ctx<'_> {
-    fn fallback_id(&self, scope: &Scope) -> String {
-        format!("{}#{}", scope.comp_id, self.entry_count())
+    /// The text an id is derived from when a statement has none (made only then).
+    fn fallback_id<'s>(&self, scope: &'s Scope) -> impl std::fmt::Display + use<'s> {
+        struct Fallback<'s>(&'s str, usize);
+        impl std::fmt::Display for Fallback<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}#{}", self.0, self.1)
+            }
+        }
+        Fallback(&scope.comp_id, self.entry_count())
     }
 
     /// One ObservationStatement.
@@ -252,8 +259,7 @@ impl Ctx<'_> {
         let source =
             o.id.as_deref()
                 .and_then(|i| i.value())
-                .unwrap_or(&fallback)
-                .to_owned();
+                .map_or_else(|| fallback.to_string(), str::to_owned);
         let code = self.concept(
             o.code.as_deref(),
             DegradeCode::Other,
@@ -328,8 +334,7 @@ impl Ctx<'_> {
         let source =
             o.id.as_deref()
                 .and_then(|i| i.value())
-                .unwrap_or(&fallback)
-                .to_owned();
+                .map_or_else(|| fallback.to_string(), str::to_owned);
         let procedure = self.concept(
             o.code.as_deref(),
             DegradeCode::Other,
@@ -430,8 +435,7 @@ impl Ctx<'_> {
         let source =
             n.id.as_deref()
                 .and_then(|i| i.value())
-                .unwrap_or(&fallback)
-                .to_owned();
+                .map_or_else(|| fallback.to_string(), str::to_owned);
         let zone = self.zone();
         let when = ts_value(n.availability_time.as_deref())
             .or(scope.availability.as_deref())
@@ -481,8 +485,7 @@ impl Ctx<'_> {
         let source =
             c.id.first()
                 .and_then(|i| i.value())
-                .unwrap_or(&fallback)
-                .to_owned();
+                .map_or_else(|| fallback.to_string(), str::to_owned);
         let code = self.concept(
             c.code.as_deref(),
             DegradeCode::Other,
