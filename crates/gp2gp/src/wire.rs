@@ -704,6 +704,14 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
     engine.decode(filtered)
 }
 
+/// Base64 text with nothing but base64 characters in it, decoded; `None` for anything
+/// else (line breaks included), which [`decode_base64`] filters first.
+pub(crate) fn decode_base64_clean(text: &[u8]) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+        .decode(text)
+        .ok()
+}
+
 /// `bytes::Bytes` as base64 text in serialized forms (JSON stays compact and readable).
 mod base64_text {
     use base64::Engine as _;
@@ -913,14 +921,64 @@ fn attachments(
 /// `raw` without its whitespace (base64's line breaks), copied in whole runs between the
 /// breaks rather than a byte at a time; `raw` itself when it has none.
 fn without_whitespace(raw: &Bytes) -> Bytes {
-    if !raw.iter().any(u8::is_ascii_whitespace) {
+    let Some(first) = raw.iter().position(u8::is_ascii_whitespace) else {
         return raw.clone();
+    };
+    if let Some(out) = without_line_breaks(raw, first) {
+        return Bytes::from(out);
     }
     let mut out = Vec::with_capacity(raw.len());
     for run in raw.split(u8::is_ascii_whitespace) {
         out.extend_from_slice(run);
     }
     Bytes::from(out)
+}
+
+/// The usual shape of base64 on the wire — lines of one length (`line`: where the first
+/// whitespace is) each ended by the same CRLF or LF, the last maybe shorter, then maybe
+/// trailing whitespace — without its line breaks, copied a line at a time with no look
+/// at each byte. `None` when `raw` is not of that shape (anything but base64 characters
+/// left in the result counts): the caller filters it byte by byte instead. Whatever this
+/// returns is what that filter gives: every byte it skips is whitespace, and none it
+/// keeps is.
+fn without_line_breaks(raw: &[u8], line: usize) -> Option<Vec<u8>> {
+    let break_ = if raw[line..].starts_with(b"\r\n") {
+        &b"\r\n"[..]
+    } else if raw[line] == b'\n' {
+        &b"\n"[..]
+    } else {
+        return None;
+    };
+    if line == 0 {
+        return None;
+    }
+    let end = raw.len()
+        - raw
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+    let text = &raw[..end];
+    let mut out = Vec::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let stop = (at + line).min(text.len());
+        out.extend_from_slice(&text[at..stop]);
+        at = stop;
+        if at < text.len() {
+            if !text[at..].starts_with(break_) {
+                return None;
+            }
+            at += break_.len();
+        }
+    }
+    // Bytes up to a space are the whitespace (and control characters, which send the
+    // text the slow way too); counted without stopping, so the loop runs on whole vectors.
+    let blank = |chunk: &[u8]| chunk.iter().fold(0u8, |n, &b| n | u8::from(b <= b' ')) != 0;
+    if out.chunks(4096).any(blank) {
+        return None;
+    }
+    Some(out)
 }
 
 fn received_part(
@@ -1266,5 +1324,58 @@ mod tests {
         assert_eq!(super::decode_base64(&stray).unwrap(), bytes);
         assert_eq!(super::decode_base64(text.as_bytes()).unwrap(), bytes);
         assert!(super::decode_base64(b"QUJD\r\nR").is_err());
+    }
+}
+
+#[cfg(test)]
+mod whitespace_tests {
+    use bytes::Bytes;
+
+    /// What `without_whitespace` must give: every whitespace byte gone, nothing else.
+    fn filtered(raw: &[u8]) -> Vec<u8> {
+        raw.iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect()
+    }
+
+    #[test]
+    fn line_breaks_go_and_nothing_else_whatever_the_shape() {
+        let text: Vec<u8> = (0..5_000u32)
+            .map(|i| {
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                    [(i * 7 % 64) as usize]
+            })
+            .collect();
+        let lines = |width: usize, sep: &[u8]| text.chunks(width).collect::<Vec<_>>().join(sep);
+        let mut cases: Vec<Vec<u8>> = vec![
+            lines(76, b"\r\n"),
+            lines(76, b"\n"),
+            lines(64, b"\r\n"),
+            [lines(76, b"\r\n"), b"\r\n".to_vec()].concat(),
+            [lines(76, b"\r\n"), b" \t\r\n\n".to_vec()].concat(),
+            text.clone(),
+            b"\r\nQUJD".to_vec(),
+            b"QUJD\rRUZH".to_vec(),
+            b"QUJD".to_vec(),
+        ];
+        // Not the usual shape: a short line in the middle, a space inside a line, mixed
+        // breaks, a control character — each must still lose exactly its whitespace.
+        let mut short = lines(76, b"\r\n");
+        short.splice(100..100, b"\r\n".iter().copied());
+        cases.push(short);
+        let mut space = lines(76, b"\r\n");
+        space[10] = b' ';
+        cases.push(space);
+        let mut mixed = lines(76, b"\r\n");
+        mixed.remove(76);
+        cases.push(mixed);
+        let mut control = lines(76, b"\r\n");
+        control[5] = 0x01;
+        cases.push(control);
+        for (i, raw) in cases.into_iter().enumerate() {
+            let got = super::without_whitespace(&Bytes::from(raw.clone()));
+            assert_eq!(&got[..], &filtered(&raw)[..], "case {i}");
+        }
     }
 }

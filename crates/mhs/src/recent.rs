@@ -9,17 +9,41 @@
 //! file again. A key's bytes never change once stored, so what is kept here is always
 //! what is on disk.
 //!
-//! Kept: at most [`LIMIT`] bytes, each entry at most [`MAX_AGE`]; whatever does not fit,
-//! or is not taken in time, is simply read from the store as before.
+//! Kept: at most [`LIMIT`] bytes a store and [`PROCESS_LIMIT`] bytes in all the stores of
+//! the process together, each entry at most [`MAX_AGE`]; whatever does not fit, or is not
+//! taken in time, is simply read from the store as before.
+//!
+//! Why a limit for the whole process: one process may run many MHSs (`lloyd demo` and
+//! `lloyd loadgen` run every practice's inbox and outbox and Spine's relay in one), and
+//! 32 MB for each of ~17 stores came to hundreds of megabytes of resident memory under
+//! load for a saving of a file read each.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 /// At most this many bytes kept per store (a handful of full-size messages).
 pub(crate) const LIMIT: usize = 32 * 1024 * 1024;
+/// At most this many bytes kept by every store in the process together.
+pub(crate) const PROCESS_LIMIT: usize = 48 * 1024 * 1024;
+/// What every store in the process keeps now.
+static PROCESS_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes `size` bytes of the process's allowance, if that many are left.
+fn reserve(size: usize) -> bool {
+    PROCESS_BYTES
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |kept| {
+            kept.checked_add(size).filter(|&n| n <= PROCESS_LIMIT)
+        })
+        .is_ok()
+}
+
+fn release(size: usize) {
+    PROCESS_BYTES.fetch_sub(size, Ordering::AcqRel);
+}
 /// An entry not taken within this long is dropped (another process may have sent it).
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(60);
 
@@ -39,6 +63,13 @@ impl<T> Default for Recent<T> {
     }
 }
 
+impl<T> Drop for Recent<T> {
+    fn drop(&mut self) {
+        // What this store kept goes back to the process's allowance.
+        release(self.entries().bytes);
+    }
+}
+
 struct Entries<T> {
     /// Key → (kept at, size in bytes, value).
     by_key: HashMap<String, (Instant, usize, T)>,
@@ -49,6 +80,7 @@ impl<T> Entries<T> {
     fn remove(&mut self, key: &str) -> Option<T> {
         let (_, size, value) = self.by_key.remove(key)?;
         self.bytes -= size;
+        release(size);
         Some(value)
     }
 }
@@ -67,7 +99,8 @@ impl<T> Recent<T> {
         let mut e = self.entries();
         e.remove(key);
         let now = Instant::now();
-        if e.bytes + size > LIMIT {
+        let fits = |e: &Entries<T>| e.bytes + size <= LIMIT && reserve(size);
+        if !fits(&e) {
             let stale: Vec<String> = e
                 .by_key
                 .iter()
@@ -77,7 +110,7 @@ impl<T> Recent<T> {
             for k in stale {
                 e.remove(&k);
             }
-            if e.bytes + size > LIMIT {
+            if !fits(&e) {
                 return;
             }
         }
@@ -119,5 +152,29 @@ mod tests {
         r.forget("d");
         assert!(r.take("d").is_none());
         assert_eq!(r.entries().bytes, 0);
+    }
+
+    #[test]
+    fn the_stores_of_a_process_share_one_allowance() {
+        // Each store is within its own limit; together they may not pass the process's.
+        let stores: Vec<Recent> = (0..PROCESS_LIMIT / (LIMIT / 2) + 2)
+            .map(|_| Recent::default())
+            .collect();
+        let half = Bytes::from(vec![0u8; LIMIT / 2]);
+        for r in &stores {
+            r.keep("m", half.clone(), half.len());
+        }
+        let kept = stores.iter().filter(|r| r.entries().bytes > 0).count();
+        assert!(kept >= 1, "something is kept");
+        assert!(
+            kept * (LIMIT / 2) <= PROCESS_LIMIT,
+            "{kept} stores kept {} MB",
+            kept * LIMIT / 2 / 1024 / 1024
+        );
+        // A store that goes away gives its share back.
+        drop(stores);
+        let r = Recent::<Bytes>::default();
+        r.keep("m", half.clone(), half.len());
+        assert!(r.take("m").is_some());
     }
 }

@@ -229,6 +229,18 @@ impl PayloadWriter {
         Ok(())
     }
 
+    /// Appends `bytes`, taking the buffer itself when nothing is waiting to be written and
+    /// it is smaller than a part (a decoded piece is then not copied again, and no buffer
+    /// of a whole part is set aside for a small payload).
+    pub async fn write_vec(&mut self, bytes: Vec<u8>) -> Result<(), PayloadError> {
+        if self.buffer.is_empty() && bytes.len() < Self::PART_BYTES {
+            self.written += bytes.len() as u64;
+            self.buffer = bytes;
+            return Ok(());
+        }
+        self.write(&bytes).await
+    }
+
     /// How many bytes have been written so far.
     pub fn written(&self) -> u64 {
         self.written

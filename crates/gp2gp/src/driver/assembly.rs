@@ -29,13 +29,17 @@ enum Sink {
 }
 
 impl Sink {
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), DriverError> {
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<(), DriverError> {
         match self {
-            Sink::Memory(v) => {
-                v.extend_from_slice(bytes);
+            Sink::Memory(v) if v.is_empty() => {
+                *v = bytes;
                 Ok(())
             }
-            Sink::Store(w) => Ok(w.write(bytes).await?),
+            Sink::Memory(v) => {
+                v.extend_from_slice(&bytes);
+                Ok(())
+            }
+            Sink::Store(w) => Ok(w.write_vec(bytes).await?),
         }
     }
 
@@ -300,7 +304,7 @@ async fn put_together(
                     document_id.clone_from(&p.document_id);
                 }
                 match decoder.piece(p) {
-                    Ok(bytes) => sink.write(&bytes).await?,
+                    Ok(bytes) => sink.write(bytes).await?,
                     Err(e) => {
                         failed = Some(e);
                         break;
@@ -313,7 +317,7 @@ async fn put_together(
         }
         if failed.is_none() {
             match decoder.finish() {
-                Ok(rest) => sink.write(&rest).await?,
+                Ok(rest) => sink.write(rest).await?,
                 Err(e) => failed = Some(e),
             }
         }
