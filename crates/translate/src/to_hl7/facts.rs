@@ -101,13 +101,11 @@ impl Facts {
         }
     }
 
-    /// From a resource's JSON. `modelled` says whether the model reads a resource type
-    /// into a struct of its own (see [`Modelled`]).
-    pub fn read(json: &str, modelled: &mut Modelled) -> Result<Facts, serde_json::Error> {
-        let members = super::json::members(json).ok_or_else(|| {
-            de::Error::custom("not an object the quick reading takes (see `to_hl7::json`)")
-        })?;
-        let member = |name: &str| members.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    /// From the members of a resource's JSON that it looks at ([`Picked`], taken as the
+    /// Bundle is split). `modelled` says whether the model reads a resource type into a
+    /// struct of its own (see [`Modelled`]).
+    pub fn read(picked: &Picked<'_>, modelled: &mut Modelled) -> Result<Facts, serde_json::Error> {
+        let member = |name: &str| picked.get(name);
         let ty = member("resourceType").ok_or_else(|| de::Error::missing_field("resourceType"))?;
         let resource_type: String = serde_json::from_str(ty)?;
         let typed = modelled.is_modelled(&resource_type);
@@ -171,6 +169,38 @@ impl Facts {
             nopat,
             kind,
         })
+    }
+}
+
+/// The members of a resource that [`Facts::read`] looks at.
+const PICKED: [&str; 9] = [
+    "resourceType",
+    "id",
+    "meta",
+    "basedOn",
+    "code",
+    "encounter",
+    "related",
+    "result",
+    "specimen",
+];
+
+/// The members of a resource's JSON that [`Facts::read`] looks at, each as its text, noted
+/// as the resource is walked.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Picked<'a>([Option<&'a str>; PICKED.len()]);
+
+impl<'a> Picked<'a> {
+    /// Notes a member (one not looked at is passed over).
+    pub fn note(&mut self, key: &str, value: &'a str) {
+        if let Some(i) = PICKED.iter().position(|k| *k == key) {
+            self.0[i] = Some(value);
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        let i = PICKED.iter().position(|k| *k == name)?;
+        self.0[i]
     }
 }
 

@@ -55,6 +55,22 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Skips whitespace, and says whether an object begins here.
+    pub fn at_object(&mut self) -> bool {
+        self.ws();
+        self.peek() == Some(b'{')
+    }
+
+    /// Where the cursor is.
+    pub fn here(&self) -> usize {
+        self.pos
+    }
+
+    /// The text from `start` to where the cursor is.
+    pub fn since(&self, start: usize) -> Option<&'a str> {
+        self.text.get(start..self.pos)
+    }
+
     /// Skips whitespace and then `c`, which must be there.
     pub fn expect(&mut self, c: u8) -> Option<()> {
         self.ws();
@@ -209,8 +225,10 @@ pub(crate) fn object<'a>(
     Some(())
 }
 
-/// The members of the JSON object that is `text` (whitespace aside): each key as written
+/// The members of the JSON object that is `text` (for the tests: the split notes the members
+/// it wants as it walks) (whitespace aside): each key as written
 /// and each value's text, in order; `None` as for [`object`].
+#[cfg(test)]
 pub(crate) fn members(text: &str) -> Option<Vec<(&str, &str)>> {
     let mut c = Cursor::new(text);
     let mut out: Vec<(&str, &str)> = Vec::with_capacity(16);

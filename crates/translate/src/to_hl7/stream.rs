@@ -37,7 +37,7 @@ use hl7v3::typed::ToXml;
 use hl7v3::xml::{Element, Layout, Writer};
 
 use super::ahead::{Ahead, StopOnDrop};
-use super::facts::{Facts, Modelled};
+use super::facts::{Facts, Modelled, Picked};
 use super::json::{self, Cursor};
 use super::prescan::Prescan;
 use super::store::{RawEntry, Store};
@@ -175,9 +175,11 @@ fn read_facts(entries: &[SplitEntry<'_>]) -> Option<Vec<Option<Read>>> {
     let read_part = |part: &[SplitEntry<'_>]| -> Option<Vec<Option<Read>>> {
         let mut modelled = Modelled::default();
         part.iter()
-            .map(|e| match e.resource {
-                None => Some(None),
-                Some(raw) => read_one(raw, &mut modelled).map(Some),
+            .map(|e| match (e.resource, &e.picked) {
+                (None, _) => Some(None),
+                (Some(raw), Some(picked)) => read_one(raw, picked, &mut modelled).map(Some),
+                // A resource that is not an object: for the whole-Bundle path to refuse.
+                (Some(_), None) => None,
             })
             .collect()
     };
@@ -197,8 +199,8 @@ fn read_facts(entries: &[SplitEntry<'_>]) -> Option<Vec<Option<Read>>> {
 }
 
 /// One resource's facts, and the resource parsed if it is of a kind kept.
-fn read_one(json: &str, modelled: &mut Modelled) -> Option<Read> {
-    let facts = Facts::read(json, modelled).ok()?;
+fn read_one(json: &str, picked: &Picked<'_>, modelled: &mut Modelled) -> Option<Read> {
+    let facts = Facts::read(picked, modelled).ok()?;
     if !Store::keeps(&facts.resource_type) {
         return Some((facts, None));
     }
@@ -453,6 +455,8 @@ struct Split<'a> {
 struct SplitEntry<'a> {
     /// The resource's JSON (`None` without one, or with `"resource": null`).
     resource: Option<&'a str>,
+    /// The members of the resource the prescan reads (`None` if it is not an object).
+    picked: Option<Picked<'a>>,
     full_url: Option<String>,
 }
 
@@ -488,13 +492,13 @@ fn split_entries<'a>(c: &mut Cursor<'a>) -> Option<Vec<SplitEntry<'a>>> {
     while c.more(first, b']')? {
         first = false;
         let mut resource = None;
+        let mut picked = None;
         let mut rest: Vec<(&str, &str)> = Vec::new();
         json::object(c, |key, c| {
-            let value = c.value()?;
             if key == "resource" {
-                resource = Some(value);
+                resource = Some(resource_value(c, &mut picked)?);
             } else {
-                rest.push((key, value));
+                rest.push((key, c.value()?));
             }
             Some(())
         })?;
@@ -506,9 +510,29 @@ fn split_entries<'a>(c: &mut Cursor<'a>) -> Option<Vec<SplitEntry<'a>>> {
             let entry: BundleEntry = fhir::from_str(&object_text(&rest)).ok()?;
             entry.full_url
         };
-        out.push(SplitEntry { resource, full_url });
+        out.push(SplitEntry {
+            resource,
+            picked,
+            full_url,
+        });
     }
     Some(out)
+}
+
+/// An entry's `resource`: its text, and if it is an object the members the prescan reads
+/// (noted while walking it, so that the resource is walked once).
+fn resource_value<'a>(c: &mut Cursor<'a>, picked: &mut Option<Picked<'a>>) -> Option<&'a str> {
+    if !c.at_object() {
+        return c.value();
+    }
+    let start = c.here();
+    let mut p = Picked::default();
+    json::object(c, |key, c| {
+        p.note(key, c.value()?);
+        Some(())
+    })?;
+    *picked = Some(p);
+    c.since(start)
 }
 
 /// The JSON text of an object with these members (keys as written, without escapes).
