@@ -172,7 +172,8 @@ impl Facts {
     }
 }
 
-/// The members of a resource that [`Facts::read`] looks at.
+/// The members of a resource that [`Facts::read`] looks at, in the order
+/// [`Picked::slot`] keeps them.
 const PICKED: [&str; 9] = [
     "resourceType",
     "id",
@@ -193,14 +194,30 @@ pub(crate) struct Picked<'a>([Option<&'a str>; PICKED.len()]);
 impl<'a> Picked<'a> {
     /// Notes a member (one not looked at is passed over).
     pub fn note(&mut self, key: &str, value: &'a str) {
-        if let Some(i) = PICKED.iter().position(|k| *k == key) {
-            self.0[i] = Some(value);
+        if let Some(slot) = Self::slot(key).and_then(|i| self.0.get_mut(i)) {
+            *slot = Some(value);
         }
     }
 
     fn get(&self, name: &str) -> Option<&'a str> {
-        let i = PICKED.iter().position(|k| *k == name)?;
-        self.0[i]
+        *self.0.get(Self::slot(name)?)?
+    }
+
+    /// Where a member is kept (its place in [`PICKED`]); a `match`, since this is asked of
+    /// every member of every resource.
+    fn slot(key: &str) -> Option<usize> {
+        Some(match key {
+            "resourceType" => 0,
+            "id" => 1,
+            "meta" => 2,
+            "basedOn" => 3,
+            "code" => 4,
+            "encounter" => 5,
+            "related" => 6,
+            "result" => 7,
+            "specimen" => 8,
+            _ => return None,
+        })
     }
 }
 
@@ -275,4 +292,23 @@ struct Meta {
 struct Related {
     r#type: Option<String>,
     target: Option<Ref>,
+}
+
+#[cfg(test)]
+mod picked_tests {
+    use super::*;
+
+    #[test]
+    fn every_member_looked_at_has_its_own_place() {
+        for (i, name) in PICKED.iter().enumerate() {
+            assert_eq!(Picked::slot(name), Some(i), "{name}");
+        }
+        assert_eq!(Picked::slot("status"), None);
+        let mut p = Picked::default();
+        p.note("code", "{}");
+        p.note("status", "\"final\"");
+        assert_eq!(p.get("code"), Some("{}"));
+        assert_eq!(p.get("status"), None);
+        assert_eq!(p.get("id"), None);
+    }
 }

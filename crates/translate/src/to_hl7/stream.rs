@@ -5,8 +5,10 @@
 //! the size of its JSON) and builds the whole message (about five times the size of its
 //! XML) before it is written. Here:
 //!
-//! 1. The Bundle's JSON is split into its entries, each resource kept as its text.
-//! 2. Each resource is read once, quickly and on every core, for what the mapping must
+//! 1. The Bundle's JSON is split into its entries, each resource kept as its text, by a
+//!    quick walk over the JSON's structure ([`super::json`]) that also notes where the
+//!    members the prescan reads lie in each resource.
+//! 2. Those members of each resource are read, on every core, for what the mapping must
 //!    know of the whole Bundle before it maps anything (the [`Prescan`]: confidentiality,
 //!    courses, consultation lists, comments by result, what reports and groups carry) —
 //!    and the few kinds asked for throughout (practice, clinicians, locations, medicines)
