@@ -310,6 +310,39 @@ fn a_twelve_megabyte_document_is_split_and_comes_back_whatever_the_order() {
             "{desc}"
         );
     }
+    // Each description's `Length` is the base64 text's, line breaks not counted (as NHS
+    // senders write it: see `manifest_lengths_are_what_nhs_senders_write`), and the split
+    // document's is its whole base64 text's.
+    for a in plan
+        .extract
+        .attachments
+        .iter()
+        .chain(plan.copcs.iter().flat_map(|c| &c.attachments))
+    {
+        let characters = a
+            .payload
+            .iter()
+            .filter(|b| !b.is_ascii_whitespace())
+            .count();
+        assert_eq!(
+            length_of(&a.description),
+            Some(characters as u64),
+            "{}",
+            a.description
+        );
+    }
+    let whole = plan
+        .extract
+        .external_attachments
+        .iter()
+        .find(|e| e.description.contains(&documents[0].filename))
+        .unwrap();
+    assert_eq!(
+        length_of(&whole.description),
+        Some(16_000_000),
+        "{}",
+        whole.description
+    );
     // Every message a peer with Spine's limits takes, the fragments close to the limit.
     for (seed, order) in [
         (0, in_order(&plan)),
@@ -657,6 +690,53 @@ fn a_missing_document_is_31_and_pieces_that_cannot_join_are_29() {
 
 // ---------------------------------------------------------------------------------------
 // The corpus's real conversations.
+
+/// `Length=…` of a manifest description.
+fn length_of(description: &str) -> Option<u64> {
+    let at = description.find("Length=")? + "Length=".len();
+    let digits: String = description[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn manifest_lengths_are_what_nhs_senders_write() {
+    // In every large-message example of the corpus that gives a `Length`, it counts the
+    // content's base64 characters: the payload's own when it travels as base64, what its
+    // bytes would take as base64 when it travels as they are.
+    let dir = corpus().join("gp2gp/large-message");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for a in json["attachments"].as_array().into_iter().flatten() {
+            let Some(length) = a["description"].as_str().and_then(length_of) else {
+                continue;
+            };
+            let payload = a["payload"].as_str().unwrap().as_bytes();
+            // Some examples write the flag as a string.
+            let base64 = a["is_base64"].as_bool().unwrap_or_else(|| {
+                a["is_base64"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("true"))
+            });
+            let characters = if base64 {
+                payload.iter().filter(|b| !b.is_ascii_whitespace()).count() as u64
+            } else {
+                large::manifest_length(payload.len())
+            };
+            assert_eq!(length, characters, "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} descriptions with a Length");
+}
 
 fn corpus_conversation(extract: &str, copcs: &[&str]) -> Kept {
     let mut kept = Kept::default();
