@@ -83,8 +83,7 @@ pub(super) async fn assemble(
             ))));
         }
     };
-    let mut documents = Vec::new();
-    let mut skeleton: Option<(Vec<u8>, String, Option<String>)> = None;
+    let mut gathered = Gathered::default();
     let mut index = 0usize;
     let mut key = || {
         let k = stored::document_key(conv, extract_message_id.as_str(), index);
@@ -96,49 +95,28 @@ pub(super) async fn assemble(
             .filename
             .clone()
             .unwrap_or_else(|| part.content_id.clone());
-        let in_memory = part.compressed || part.is_skeleton();
-        let target = (!in_memory).then(&mut key);
         let source = Source::Parts(vec![part.clone()]);
-        let made = match put_together(payloads, conv, &name, source, target.as_deref()).await? {
-            Ok(m) => m,
-            Err(e) => return Ok(Err(e)),
-        };
-        match finish(
-            payloads,
-            made,
-            &name,
+        let how = (
             part.compressed,
             part.is_skeleton(),
-            part.document_id.clone(),
-            &mut key,
-            target,
-        )
-        .await?
-        {
-            Ok(Finished::Skeleton(s)) => skeleton = Some(s),
-            Ok(Finished::Stored(d)) => documents.push(ArrivedDocument {
-                content_type: part.content_type.clone(),
-                ..d
-            }),
+            part.content_type.as_str(),
+        );
+        match one_document(payloads, conv, &name, source, how, &mut key).await? {
+            Ok(found) => gathered.take(found),
             Err(e) => return Ok(Err(e)),
         }
     }
     for doc in &extract.documents {
         let source = if doc.large {
-            let Some(index) = stored::get_received(payloads, conv, doc.message_id.as_str()).await?
+            // The index message, kept with its list of fragments.
+            let index = stored::get_received(payloads, conv, doc.message_id.as_str()).await?;
+            let Some((fragments, mut inline)) = index.and_then(|i| Some((i.fragments?, i.parts)))
             else {
                 return Ok(Err(LargeError::MissingIndex {
                     message_id: doc.message_id.clone(),
                     filename: doc.filename.clone(),
                 }));
             };
-            let Some(fragments) = index.fragments else {
-                return Ok(Err(LargeError::MissingIndex {
-                    message_id: doc.message_id.clone(),
-                    filename: doc.filename.clone(),
-                }));
-            };
-            let mut inline = index.parts;
             inline.sort_by_key(|p| p.position);
             Source::Fragments {
                 doc,
@@ -158,34 +136,16 @@ pub(super) async fn assemble(
             }
             Source::Parts(parts)
         };
-        let in_memory = doc.compressed || doc.skeleton;
-        let target = (!in_memory).then(&mut key);
-        let made =
-            match put_together(payloads, conv, &doc.filename, source, target.as_deref()).await? {
-                Ok(m) => m,
-                Err(e) => return Ok(Err(e)),
-            };
-        let document_id = made.2.clone();
-        match finish(
-            payloads,
-            made,
-            &doc.filename,
-            doc.compressed,
-            doc.skeleton,
-            document_id,
-            &mut key,
-            target,
-        )
-        .await?
-        {
-            Ok(Finished::Skeleton(s)) => skeleton = Some(s),
-            Ok(Finished::Stored(d)) => documents.push(ArrivedDocument {
-                content_type: doc.content_type.clone(),
-                ..d
-            }),
+        let how = (doc.compressed, doc.skeleton, doc.content_type.as_str());
+        match one_document(payloads, conv, &doc.filename, source, how, &mut key).await? {
+            Ok(found) => gathered.take(found),
             Err(e) => return Ok(Err(e)),
         }
     }
+    let Gathered {
+        documents,
+        skeleton,
+    } = gathered;
     let extract_xml = match skeleton {
         Some((bytes, filename, document_id)) => {
             match large::merge_skeleton(&extract_xml, &bytes, &filename, document_id.as_deref()) {
@@ -204,6 +164,62 @@ pub(super) async fn assemble(
 enum Finished {
     Skeleton((Vec<u8>, String, Option<String>)),
     Stored(ArrivedDocument),
+}
+
+/// The documents put together so far, and the skeleton's extract once found.
+#[derive(Default)]
+struct Gathered {
+    documents: Vec<ArrivedDocument>,
+    skeleton: Option<(Vec<u8>, String, Option<String>)>,
+}
+
+impl Gathered {
+    fn take(&mut self, found: Finished) {
+        match found {
+            Finished::Skeleton(s) => self.skeleton = Some(s),
+            Finished::Stored(d) => self.documents.push(d),
+        }
+    }
+}
+
+/// One document — an inline part of the extract, or one that came in messages of its
+/// own — put together and finished. `how` is whether it is compressed, whether it is the
+/// skeleton's extract, and its content type. Only a compressed document or the
+/// skeleton's extract is put together in memory; any other goes straight to the store
+/// under the next key.
+async fn one_document(
+    payloads: &PayloadStore,
+    conv: &str,
+    filename: &str,
+    source: Source<'_>,
+    (compressed, skeleton, content_type): (bool, bool, &str),
+    key: &mut (dyn FnMut() -> String + Send),
+) -> Result<Result<Finished, LargeError>, DriverError> {
+    let target = (!(compressed || skeleton)).then(&mut *key);
+    let made = match put_together(payloads, conv, filename, source, target.as_deref()).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    // The id the pieces carry: for an inline part, the part's own.
+    let document_id = made.2.clone();
+    let found = finish(
+        payloads,
+        made,
+        filename,
+        compressed,
+        skeleton,
+        document_id,
+        key,
+        target,
+    )
+    .await?;
+    Ok(found.map(|f| match f {
+        Finished::Stored(d) => Finished::Stored(ArrivedDocument {
+            content_type: content_type.to_string(),
+            ..d
+        }),
+        skeleton => skeleton,
+    }))
 }
 
 /// A document's content once decoded: decompressed, kept as the skeleton's extract, or
