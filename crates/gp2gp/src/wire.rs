@@ -691,7 +691,7 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
     // Text without line breaks (what the driver keeps) decodes at once; only text the
     // decoder refuses is filtered and decoded again, so clean text is read once, not
     // scanned first.
-    if let Ok(decoded) = engine.decode(text) {
+    if let Some(decoded) = decode_base64_clean(text) {
         return Ok(decoded);
     }
     let clean = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
